@@ -1,0 +1,189 @@
+"""``Crm``: one running deployment (config, plugins, engine, schemas, dispatcher)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from crmkit import builtin
+from crmkit.config import Config, load_config
+from crmkit.db import make_engine
+from crmkit.errors import Conflict, CrmkitError, Issue, StorageError, ValidationError
+from crmkit.events import Dispatcher
+from crmkit.plugins import KERNEL_PLUGIN, PluginHost, discover
+from crmkit.schemas import SchemaRegistry, compile_schema, issues_of
+from crmkit.uow import Transaction
+
+__all__ = ["Crm"]
+
+log = logging.getLogger(__name__)
+
+
+def kernel_version() -> str:
+    from crmkit import __version__
+
+    return __version__
+
+
+class Crm:
+    """A deployment: what ``crmkit.toml`` describes, with its plugins loaded and checked.
+
+    Build one with :meth:`from_config`; tests and embedders may pass ``plugins`` to
+    register plugin objects directly instead of (or besides) entry-point discovery.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        plugins: Mapping[str, object] | None = None,
+        discover_plugins: bool = True,
+        engine: Engine | None = None,
+    ) -> None:
+        self.config = config
+        self.host = PluginHost(kernel_version())
+        self.host.register(builtin, KERNEL_PLUGIN)
+        self.host.register_all(self._load_plugins(plugins or {}, discover_plugins))
+        self.schemas = self._build_schemas()
+        self._plugin_configs = self._check_plugin_configs()
+        self.engine = engine or make_engine(config.database_url, echo=config.database_echo)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.dispatcher = Dispatcher(self)
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        plugins: Mapping[str, object] | None = None,
+        discover_plugins: bool = True,
+    ) -> Crm:
+        """Load ``path`` (or ``CRMKIT_CONFIG``, or ``./crmkit.toml``) and start the deployment."""
+        return cls(load_config(path, env), plugins=plugins, discover_plugins=discover_plugins)
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def _load_plugins(self, given: Mapping[str, object], discover_plugins: bool) -> dict[str, object]:
+        loaded = dict(given)
+        if not discover_plugins:
+            return loaded
+        installed = discover()
+        for name in self.config.plugins_enabled:
+            if name in loaded:
+                continue
+            if name not in installed:
+                raise self.config.error(
+                    "plugins.enabled",
+                    f"plugin {name!r} is enabled but not installed; install its package "
+                    f"(pip install crmkit-{name}) or remove it from the list "
+                    f"(installed: {', '.join(sorted(installed)) or 'none'})",
+                )
+            loaded[name] = installed[name].load()
+        return loaded
+
+    def _build_schemas(self) -> SchemaRegistry:
+        registry = SchemaRegistry()
+        for c in self.host.collect("register_channels"):
+            registry.add_channel(*c.args, owner=c.plugin)
+        for c in self.host.collect("register_interaction_kinds"):
+            name, *rest = c.args
+            schema = rest[0] if rest else c.kwargs.get("schema")
+            registry.add_kind(name, schema, owner=c.plugin)
+        for c in self.host.collect("register_customer_fields"):
+            registry.add_customer_field(*c.args, **c.kwargs, owner=c.plugin)
+        for name, schema in self.config.customer_fields.items():
+            try:
+                registry.add_customer_field(name, schema, owner=f"config {self.config.source}")
+            except ValidationError as exc:
+                raise self.config.error(f"customer_fields.{name}", str(exc)) from None
+        return registry
+
+    def _check_plugin_configs(self) -> dict[str, dict[str, Any]]:
+        schemas = {c.plugin: c.args[0] if c.args else c.kwargs["schema"]
+                   for c in self.host.collect("register_config_schema")}
+        sections = self.config.data.get("plugin", {})
+        for name in sections:
+            if name not in self.host.infos:
+                raise self.config.error(
+                    f"plugin.{name}", f"configures plugin {name!r}, which is not enabled"
+                )
+        checked: dict[str, dict[str, Any]] = {}
+        for name, schema in schemas.items():
+            section = self.config.plugin_section(name)
+            validator = compile_schema(schema, f"config schema of plugin {name!r}")
+            issues = issues_of(validator, section, f"plugin.{name}")
+            if issues:
+                raise self.config.error(
+                    issues[0].path, "; ".join(issue.message for issue in issues[:5])
+                )
+            checked[name] = section
+        return checked
+
+    # -- running --------------------------------------------------------------------------
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        """The validated ``[plugin.<name>]`` table."""
+        return dict(self._plugin_configs.get(name, self.config.plugin_section(name)))
+
+    def session(self) -> Session:
+        """A bare SQLAlchemy session (for reads and for the dispatcher)."""
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self, actor: str = "system") -> Iterator[Transaction]:
+        """One unit of work: commits on success, rolls everything back on any error."""
+        if not isinstance(actor, str) or not actor.strip() or len(actor) > 200:
+            raise ValidationError(
+                [Issue("actor", "must be a non-empty name of at most 200 characters", actor)]
+            )
+        session = self._sessions()
+        tx = Transaction(self, session, actor)
+        try:
+            with session.begin():
+                yield tx
+                tx._collect_event_ids()
+        except StaleDataError:
+            raise Conflict(
+                "the record was changed by a concurrent transaction; nothing was written, "
+                "reload and retry"
+            ) from None
+        except IntegrityError as exc:
+            raise Conflict(f"the change violates a database constraint: {exc.orig}") from None
+        except OperationalError as exc:
+            raise StorageError(f"the database failed ({exc.orig}); nothing was written") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StorageError(
+                    f"the database connection was lost ({exc.orig}); nothing was written"
+                ) from exc
+            raise
+        finally:
+            session.close()
+        if tx.event_ids and self.config.events.dispatch == "inline":
+            self.dispatch_inline(tx.event_ids)
+
+    def dispatch_inline(self, ids: list[int]) -> None:
+        """Deliver just-committed events now; failures stay in the outbox for retries."""
+        try:
+            self.dispatcher.run_once(limit=len(ids), ids=ids)
+        except (CrmkitError, DBAPIError) as exc:
+            # The change is committed; its events wait for `crmkit worker` or the next run.
+            log.warning("inline dispatch of events %s failed: %s", ids, exc)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Crm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

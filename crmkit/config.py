@@ -1,0 +1,233 @@
+"""``crmkit.toml``: loading, environment overrides and validation.
+
+The file is validated against ``schemas/config.schema.json`` (and, once plugins are loaded,
+each ``[plugin.<name>]`` table against that plugin's schema) before anything runs. Every
+error names the file and the key. Every scalar setting has an environment override,
+``CRMKIT_<SECTION>_<KEY>`` (``CRMKIT_DATABASE_URL``, ``CRMKIT_EVENTS_DISPATCH``, ...);
+``CRMKIT_CONFIG`` names the file. Secrets never live in the file: it names the environment
+variables that hold them (``password_env = "CRMKIT_DB_PASSWORD"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import tomlkit
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from crmkit.errors import ConfigError
+from crmkit.schemas import compile_schema, issues_of, load_kernel_schema
+
+__all__ = ["CONFIG_FILENAME", "Config", "EventSettings", "load_config", "set_enabled_plugins"]
+
+CONFIG_FILENAME = "crmkit.toml"
+DEFAULT_DATABASE = "crmkit.db"
+ENV_PREFIX = "CRMKIT_"
+
+
+@attrs.frozen
+class EventSettings:
+    """How the outbox dispatcher delivers events."""
+
+    dispatch: str = "inline"
+    max_attempts: int = 10
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 3600.0
+    lease_seconds: float = 300.0
+    batch_size: int = 100
+
+
+@attrs.frozen
+class Config:
+    """A validated configuration. ``path`` is ``None`` when no file exists (the defaults)."""
+
+    data: dict[str, Any]
+    path: Path | None
+    root: Path
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path else "<defaults>"
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=self.source, key=key)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, with relative SQLite paths resolved and the password added."""
+        section = self.data.get("database", {})
+        raw = section.get("url") or f"sqlite:///{DEFAULT_DATABASE}"
+        try:
+            url = make_url(raw)
+        except ArgumentError as exc:
+            raise self.error("database.url", f"not a database URL: {exc}") from None
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            if not Path(url.database).is_absolute():
+                url = url.set(database=str(self.root / url.database))
+        if env_name := section.get("password_env"):
+            if env_name not in self.env:
+                raise self.error(
+                    "database.password_env",
+                    f"names the environment variable {env_name} but it is not set",
+                )
+            url = url.set(password=self.env[env_name])
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def database_echo(self) -> bool:
+        return bool(self.data.get("database", {}).get("echo", False))
+
+    @property
+    def plugins_enabled(self) -> list[str]:
+        return list(self.data.get("plugins", {}).get("enabled", []))
+
+    @property
+    def events(self) -> EventSettings:
+        return EventSettings(**self.data.get("events", {}))
+
+    @property
+    def customer_fields(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data.get("customer_fields", {}))
+
+    def plugin_section(self, name: str) -> dict[str, Any]:
+        """The ``[plugin.<name>]`` table (empty when absent)."""
+        return dict(self.data.get("plugin", {}).get(name, {}))
+
+
+def find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to use: the argument, ``CRMKIT_CONFIG``, or ``./crmkit.toml``."""
+    if path is not None:
+        return Path(path)
+    if env.get("CRMKIT_CONFIG"):
+        return Path(env["CRMKIT_CONFIG"])
+    default = Path.cwd() / CONFIG_FILENAME
+    return default if default.exists() else None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Load, override from the environment and validate the deployment's configuration."""
+    env = dict(os.environ if env is None else env)
+    file = find_config(path, env)
+    data: dict[str, Any] = {}
+    if file is not None:
+        source = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError("no such file; run `crmkit init` to create one", file=source) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read: {exc}", file=source) from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", file=source) from None
+    source = str(file) if file else "<defaults>"
+    data = apply_env_overrides(data, env)
+    validate_config(data, source)
+    root = file.resolve().parent if file else Path.cwd()
+    return Config(data=data, path=file.resolve() if file else None, root=root, env=env)
+
+
+def _scalar_settings() -> dict[tuple[str, str], dict[str, Any]]:
+    schema = load_kernel_schema("config")
+    settings: dict[tuple[str, str], dict[str, Any]] = {}
+    for section, section_schema in schema["properties"].items():
+        for key, key_schema in section_schema.get("properties", {}).items():
+            settings[(section, key)] = key_schema
+    return settings
+
+
+def _parse_env(name: str, raw: str, schema: Mapping[str, Any]) -> Any:
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "array":
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except ValueError:
+        raise ConfigError(f"{raw!r} is not a valid {kind}", file="environment", key=name) from None
+    return raw
+
+
+def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with every ``CRMKIT_<SECTION>_<KEY>`` variable applied."""
+    result = copy.deepcopy(data)
+    for (section, key), schema in _scalar_settings().items():
+        name = f"{ENV_PREFIX}{section}_{key}".upper()
+        if name in env:
+            target = result.setdefault(section, {})
+            if isinstance(target, dict):
+                target[key] = _parse_env(name, env[name], schema)
+    return result
+
+
+_SECRET_KEYS = ("password", "secret", "token", "api_key")
+
+
+def validate_config(data: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`ConfigError` naming the file and key of the first problems found."""
+    validator = compile_schema(load_kernel_schema("config"), "config.schema.json")
+    issues = issues_of(validator, data)
+    for issue in issues:
+        leaf = issue.path.rsplit(".", 1)[-1]
+        if "unknown field" in issue.message and any(s in issue.message for s in _SECRET_KEYS):
+            raise ConfigError(
+                f"{issue.message}: secrets never go in the file; name the environment "
+                "variable that holds it instead (e.g. password_env = \"CRMKIT_DB_PASSWORD\")",
+                file=source,
+                key=issue.path or leaf,
+            )
+    if issues:
+        first = issues[0]
+        more = f" (and {len(issues) - 1} more: " + "; ".join(map(str, issues[1:])) + ")" \
+            if len(issues) > 1 else ""
+        raise ConfigError(f"{first.message}{more}", file=source, key=first.path or None)
+    url = data.get("database", {}).get("url")
+    if url:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"not a database URL: {exc}", file=source, key="database.url") from None
+        if parsed.password:
+            raise ConfigError(
+                "contains a password; put the password in an environment variable and name "
+                "it with database.password_env",
+                file=source,
+                key="database.url",
+            )
+
+
+def set_enabled_plugins(path: Path, names: list[str]) -> None:
+    """Rewrite ``plugins.enabled`` in ``path``, keeping the file's comments and layout."""
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    plugins = document.get("plugins")
+    if plugins is None:
+        plugins = tomlkit.table()
+        document["plugins"] = plugins
+    array = tomlkit.array()
+    array.extend(names)
+    plugins["enabled"] = array
+    text = tomlkit.dumps(document)
+    validate_config(tomllib.loads(text), str(path))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

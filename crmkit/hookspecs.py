@@ -1,0 +1,224 @@
+"""Every hook crmkit defines, grouped by family.
+
+Rules of the contract (see docs/hooks.md):
+
+* hooks are called with keyword arguments only; an implementation may accept any subset;
+* an argument is only ever added at the end, never removed or renamed;
+* ``register_*`` hooks are called once at start-up, each with a ``register`` callback bound
+  to the implementing plugin, so every contribution is attributed to its plugin;
+* in-transaction hooks run inside the unit of work: the plugin's writes through ``tx``
+  commit or roll back with the kernel's, and an exception rolls back the whole transaction
+  (surfacing as :class:`~crmkit.errors.PluginError`, or as the plugin's own
+  :class:`~crmkit.errors.CrmkitError` with ``.plugin`` and ``.hook`` set);
+* ``handle_event`` runs after commit, at least once per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:  # imported for annotations only, to avoid import cycles
+    from crmkit.app import Crm
+    from crmkit.events import Event
+    from crmkit.models import Customer, Interaction
+    from crmkit.uow import Transaction
+
+PROJECT_NAME = "crmkit"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+# ---------------------------------------------------------------------------------------
+# Contributions: called once at start-up with a ``register`` callback.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_customer_fields(register: Callable[..., None]) -> None:
+    """Contribute custom customer fields, stored in ``Customer.attributes``.
+
+    ``register(name, schema)``: ``schema`` is a JSON Schema (2020-12) fragment for the
+    field's value. Every write validates ``attributes`` against the merged schema of all
+    plugins and the config's ``[customer_fields]``; unknown fields are rejected.
+
+    :param register: ``register(name: str, schema: dict) -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_interaction_kinds(register: Callable[..., None]) -> None:
+    """Contribute interaction kinds (``warranty_claim``, ``quote``, ...) and their payloads.
+
+    ``register(name, schema=None, description="")``: ``schema`` is the JSON Schema that the
+    ``payload`` of every interaction of this kind must satisfy.
+
+    :param register: ``register(name: str, schema: dict | None = None,
+        description: str = "") -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_channels(register: Callable[..., None]) -> None:
+    """Contribute interaction channels beyond the kernel's (phone, email, meeting, ...).
+
+    :param register: ``register(name: str, description: str = "") -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_config_schema(register: Callable[..., None]) -> None:
+    """Contribute the JSON Schema of the plugin's own config table ``[plugin.<name>]``.
+
+    The table is validated before anything runs; its value reaches the plugin as
+    ``crm.plugin_config(name)``.
+
+    :param register: ``register(schema: dict) -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_commands(register: Callable[..., None]) -> None:
+    """Contribute click commands or groups to the ``crmkit`` admin tool.
+
+    The admin tool loads plugin commands only when one of them is invoked (or listed by
+    ``--help``), so ``crmkit`` starts fast and a broken plugin cannot break the kernel's
+    own commands.
+
+    :param register: ``register(command: click.Command) -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_migrations(register: Callable[..., None]) -> None:
+    """Contribute the directory of the plugin's Alembic migrations (its own branch).
+
+    The branch label is the plugin's name; ``crmkit db upgrade`` brings it to head after
+    the kernel and the plugins it depends on.
+
+    :param register: ``register(path: str | os.PathLike) -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# In-transaction lifecycle: run inside the unit of work.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def before_customer_save(
+    tx: Transaction, values: dict[str, Any], customer: Customer | None
+) -> None:
+    """Inspect or change a customer's values before they are validated and written.
+
+    ``values`` is the complete record as it will be stored (the shape of
+    ``customer.schema.json``); mutate it to normalise data, raise
+    :class:`~crmkit.errors.Rejected` or :class:`~crmkit.errors.ValidationError` to refuse.
+
+    :param tx: the running transaction.
+    :param values: the record to be written; changes made here are kept.
+    :param customer: the stored customer on update, ``None`` on create.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def customer_created(tx: Transaction, customer: Customer) -> None:
+    """A customer was created (flushed: ``customer.id`` is set).
+
+    :param tx: the running transaction.
+    :param customer: the new customer.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def customer_updated(
+    tx: Transaction, customer: Customer, changes: dict[str, tuple[Any, Any]]
+) -> None:
+    """A customer was updated.
+
+    :param tx: the running transaction.
+    :param customer: the customer after the change.
+    :param changes: ``{field: (before, after)}`` for every field that changed.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def interaction_logged(tx: Transaction, interaction: Interaction) -> None:
+    """An interaction was logged on a customer's timeline (flushed: its id is set).
+
+    :param tx: the running transaction.
+    :param interaction: the new interaction.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Post-commit: called by the outbox dispatcher, at least once per event.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def handle_event(crm: Crm, event: Event) -> None:
+    """Act on a committed domain event: push to an ERP, send a mail, call a webhook.
+
+    Delivery is at least once: a failure is retried with exponential back-off and the
+    event is marked dead after the configured attempts; only the plugins that failed are
+    called again. Implementations must be idempotent (``event.id`` is a stable key).
+
+    :param crm: the running deployment; open a transaction with ``crm.transaction()``.
+    :param event: the event, with ``id``, ``name``, ``payload``, ``actor``, ``created_at``
+        and ``attempt``.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Data-subject rights: every plugin answers for the personal data in its own tables.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def export_customer_data(tx: Transaction, customer: Customer) -> dict[str, Any] | None:
+    """Return everything the plugin stores about ``customer``, JSON-ready, or ``None``.
+
+    The kernel collects the answers under each plugin's name.
+
+    :param tx: the running transaction.
+    :param customer: the data subject.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def erase_customer_data(tx: Transaction, customer: Customer) -> None:
+    """Erase or anonymise everything the plugin stores about ``customer``.
+
+    Runs before the kernel anonymises the customer itself, in the same transaction.
+
+    :param tx: the running transaction.
+    :param customer: the data subject.
+
+    .. versionadded:: 0.1
+    """

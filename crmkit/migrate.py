@@ -1,0 +1,135 @@
+"""Schema migrations with Alembic: a ``crmkit`` branch and one branch per plugin.
+
+Each plugin registers its versions directory through ``register_migrations``; its branch
+label is the plugin's name. ``upgrade`` brings the kernel, then every enabled plugin in
+dependency order, to head, and records each plugin in ``plugin_state``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, select
+
+from crmkit.db import utcnow
+from crmkit.errors import PluginError
+from crmkit.models import PluginState
+from crmkit.plugins import KERNEL_PLUGIN
+
+if TYPE_CHECKING:
+    from crmkit.app import Crm
+
+__all__ = ["BranchStatus", "VERSION_TABLE", "branches", "status", "upgrade"]
+
+VERSION_TABLE = "crmkit_alembic_version"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@attrs.frozen
+class BranchStatus:
+    """Where one migration branch stands in the database."""
+
+    branch: str
+    current: str | None
+    head: str
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+
+def branches(crm: Crm) -> dict[str, Path]:
+    """Branch label → versions directory: the kernel's, then each plugin's in order."""
+    found: dict[str, Path] = {KERNEL_PLUGIN: MIGRATIONS / "versions"}
+    for c in crm.host.collect("register_migrations"):
+        path = Path(c.args[0] if c.args else c.kwargs["path"])
+        if not path.is_dir():
+            raise PluginError(c.plugin, "register_migrations", f"no such directory: {path}")
+        found[c.plugin] = path
+    order = crm.host.names()
+    return dict(sorted(found.items(), key=lambda item: order.index(item[0])))
+
+
+def alembic_config(crm: Crm, connection: Connection | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("version_path_separator", "os")
+    cfg.set_main_option(
+        "version_locations", os.pathsep.join(str(p) for p in branches(crm).values())
+    )
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _branch_revisions(script: ScriptDirectory, branch: str) -> set[str]:
+    return {
+        rev.revision
+        for rev in script.walk_revisions()
+        if branch in rev.branch_labels
+    }
+
+
+def status(crm: Crm) -> list[BranchStatus]:
+    """Each branch's revision in the database beside its head."""
+    script = ScriptDirectory.from_config(alembic_config(crm))
+    with crm.engine.connect() as conn:
+        current = set(
+            MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}
+            ).get_current_heads()
+        )
+    result = []
+    for branch in branches(crm):
+        revisions = _branch_revisions(script, branch)
+        heads = script.get_revisions(f"{branch}@head")
+        head = heads[0].revision if heads and heads[0] is not None else ""
+        mine = sorted(current & revisions)
+        result.append(BranchStatus(branch, mine[0] if mine else None, head))
+    return result
+
+
+@contextmanager
+def _connection(crm: Crm) -> Iterator[Connection]:
+    with crm.engine.begin() as conn:
+        yield conn
+
+
+def upgrade(crm: Crm, progress: Callable[[str], None] | None = None) -> list[BranchStatus]:
+    """Bring the kernel and every enabled plugin to head, in dependency order."""
+    for branch in branches(crm):
+        if progress:
+            progress(branch)
+        with _connection(crm) as conn:
+            command.upgrade(alembic_config(crm, conn), f"{branch}@head")
+            if branch != KERNEL_PLUGIN:
+                _record_plugin(conn, branch, crm.host.infos[branch].version)
+    return status(crm)
+
+
+def _record_plugin(conn: Connection, name: str, version: str) -> None:
+    table = PluginState.__table__
+    row = conn.execute(select(table.c.version).where(table.c.name == name)).first()
+    if row is None:
+        conn.execute(table.insert().values(name=name, version=version, installed_at=utcnow(),
+                                           upgraded_at=utcnow()))
+    elif row.version != version:
+        conn.execute(table.update().where(table.c.name == name)
+                     .values(version=version, upgraded_at=utcnow()))
+
+
+def recorded_plugins(crm: Crm) -> dict[str, str]:
+    """Plugins that ``plugin_state`` says have tables in this database, with versions."""
+    with crm.engine.connect() as conn:
+        if not inspect(conn).has_table(PluginState.__tablename__):
+            return {}
+        rows = conn.execute(select(PluginState.name, PluginState.version))
+        return {row.name: row.version for row in rows}

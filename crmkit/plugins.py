@@ -1,0 +1,377 @@
+"""Plugin discovery, validation and the typed hook facade.
+
+Plugins are found through the ``entrypoints`` package in the entry-point group ``crmkit``
+(the entry-point name is the plugin's name). Which of them load is decided by the config's
+``plugins.enabled`` (or the ``CRMKIT_PLUGINS`` allow-list). Every problem stops start-up
+with a :class:`~crmkit.errors.PluginError` that names the plugin and what to do.
+
+Core code never calls ``pm.hook.x(...)`` directly: :class:`PluginHost` has one typed method
+per hook (the tox 4 pattern), which skips hooks nobody implements and names the plugin
+when an implementation raises.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import attrs
+import entrypoints
+import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from crmkit import hookspecs
+from crmkit.errors import CrmkitError, PluginError
+
+if TYPE_CHECKING:
+    from crmkit.app import Crm
+    from crmkit.events import Event
+    from crmkit.models import Customer, Interaction
+    from crmkit.uow import Transaction
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "InstalledPlugin",
+    "PluginHost",
+    "PluginInfo",
+    "discover",
+    "hookimpl",
+    "resolve_order",
+]
+
+ENTRY_POINT_GROUP = "crmkit"
+KERNEL_PLUGIN = "crmkit"
+
+hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT_NAME)
+
+
+@attrs.frozen
+class PluginInfo:
+    """What a plugin declares about itself, as ``PLUGIN_INFO`` in its module.
+
+    :param name: the plugin's name, also its entry-point name and table prefix.
+    :param version: the plugin's own version.
+    :param kernel: a PEP 440 specifier of the crmkit versions it supports.
+    :param requires: names of plugins it depends on (loaded first, must be enabled).
+    :param hookspecs: a module or class of hookspecs the plugin publishes for others.
+    :param description: one line for ``crmkit plugins list``.
+    """
+
+    name: str
+    version: str = "0"
+    kernel: str = ""
+    requires: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    hookspecs: Any = None
+    description: str = ""
+
+
+@attrs.frozen
+class InstalledPlugin:
+    """An entry point in the ``crmkit`` group: a plugin that can be enabled."""
+
+    name: str
+    module: str
+    distribution: str | None
+    dist_version: str | None
+    entry_point: entrypoints.EntryPoint = attrs.field(eq=False, repr=False)
+
+    def load(self) -> object:
+        try:
+            return self.entry_point.load()
+        except Exception as exc:
+            raise PluginError(
+                self.name,
+                None,
+                f"its module {self.module!r} failed to import ({type(exc).__name__}: {exc}); "
+                f"reinstall {self.distribution or 'the package'} or remove "
+                f"{self.name!r} from plugins.enabled",
+            ) from exc
+
+
+def discover() -> dict[str, InstalledPlugin]:
+    """Every plugin installed in this environment, by name (nothing is imported)."""
+    found: dict[str, InstalledPlugin] = {}
+    for ep in entrypoints.get_group_all(ENTRY_POINT_GROUP):
+        distro = getattr(ep, "distro", None)
+        found.setdefault(
+            ep.name,
+            InstalledPlugin(
+                name=ep.name,
+                module=ep.module_name,
+                distribution=getattr(distro, "name", None),
+                dist_version=getattr(distro, "version", None),
+                entry_point=ep,
+            ),
+        )
+    return found
+
+
+def plugin_info(obj: object, name: str) -> PluginInfo:
+    """The plugin's declared :class:`PluginInfo`, or a default one for ad-hoc plugins."""
+    info = getattr(obj, "PLUGIN_INFO", None)
+    if info is None:
+        return PluginInfo(name=name)
+    if not isinstance(info, PluginInfo):
+        raise PluginError(name, None, "PLUGIN_INFO must be a crmkit.PluginInfo instance")
+    if info.name != name:
+        raise PluginError(
+            name,
+            None,
+            f"PLUGIN_INFO names it {info.name!r} but it is registered as {name!r}; "
+            "make the entry-point name and PLUGIN_INFO.name agree",
+        )
+    return info
+
+
+def check_kernel(info: PluginInfo, kernel_version: str) -> None:
+    if not info.kernel:
+        return
+    try:
+        spec = SpecifierSet(info.kernel)
+    except InvalidSpecifier as exc:
+        raise PluginError(
+            info.name, None, f"PLUGIN_INFO.kernel {info.kernel!r} is not a version specifier"
+        ) from exc
+    if not spec.contains(Version(kernel_version), prereleases=True):
+        raise PluginError(
+            info.name,
+            None,
+            f"supports crmkit {info.kernel} but this is crmkit {kernel_version}; "
+            f"install a version of the plugin made for crmkit {kernel_version}",
+        )
+
+
+def resolve_order(infos: Mapping[str, PluginInfo]) -> list[str]:
+    """Plugin names in dependency order (dependencies first); errors name the plugin."""
+    for info in infos.values():
+        for dep in info.requires:
+            if dep not in infos:
+                raise PluginError(
+                    info.name,
+                    None,
+                    f"requires plugin {dep!r}, which is not enabled; install it and add "
+                    f"{dep!r} to plugins.enabled, or disable {info.name!r}",
+                )
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            cycle = " -> ".join((*path, name))
+            raise PluginError(name, None, f"dependency cycle: {cycle}")
+        state[name] = "active"
+        for dep in infos[name].requires:
+            visit(dep, (*path, name))
+        state[name] = "done"
+        order.append(name)
+
+    for name in sorted(infos):
+        visit(name, ())
+    return order
+
+
+@attrs.frozen
+class Contribution:
+    """One thing a plugin registered through a ``register_*`` hook."""
+
+    plugin: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class PluginHost:
+    """The plugin manager of one deployment, with one typed method per hook."""
+
+    def __init__(self, kernel_version: str) -> None:
+        self.kernel_version = kernel_version
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self._live: dict[str, pluggy.HookCaller] = {}
+        self._blame_index: dict[types.CodeType, str] | None = None
+
+    # -- registration --------------------------------------------------------------------
+
+    def register(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
+        """Register ``plugin`` (a module or object with ``@hookimpl`` functions) as ``name``."""
+        info = info or plugin_info(plugin, name)
+        check_kernel(info, self.kernel_version)
+        if info.hookspecs is not None:
+            self.pm.add_hookspecs(info.hookspecs)
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(name, None, f"{exc}; fix the hook implementation") from exc
+        except ValueError as exc:
+            raise PluginError(name, None, str(exc)) from exc
+        self.infos[name] = info
+        self._refresh()
+
+    def register_all(self, plugins: Mapping[str, object]) -> None:
+        """Register several plugins in dependency order and validate them together."""
+        infos = {name: plugin_info(obj, name) for name, obj in plugins.items()}
+        known = {**self.infos, **infos}
+        order = resolve_order(known)
+        for name in order:
+            if name in infos:
+                self.register(plugins[name], name, infos[name])
+        self.check()
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.infos.pop(name, None)
+        self._refresh()
+
+    def check(self) -> None:
+        """Reject implementations whose name matches no hookspec (a misspelled hook)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(
+                name,
+                None,
+                f"{exc}; rename it to a hook crmkit defines (see docs/hooks.md) or mark it "
+                "@hookimpl(optionalhook=True) if it answers another plugin's hookspec",
+            ) from exc
+
+    def names(self) -> list[str]:
+        """Registered plugin names in registration (dependency) order."""
+        return list(self.infos)
+
+    def _refresh(self) -> None:
+        self._live = {
+            name: caller
+            for name, caller in vars(self.pm.hook).items()
+            if isinstance(caller, pluggy.HookCaller) and caller.get_hookimpls()
+        }
+        self._blame_index = None
+
+    # -- calling ----------------------------------------------------------------------
+
+    def implementations(self, hook: str) -> list[tuple[str, Callable[..., Any], list[str]]]:
+        """``(plugin, function, argnames)`` for ``hook``, in pluggy's call order."""
+        caller = self._live.get(hook)
+        if caller is None:
+            return []
+        return [
+            (impl.plugin_name, impl.function, list(impl.argnames))
+            for impl in reversed(caller.get_hookimpls())
+        ]
+
+    def call_impl(
+        self, plugin: str, hook: str, function: Callable[..., Any], argnames: Iterable[str],
+        kwargs: Mapping[str, Any],
+    ) -> Any:
+        """Call one implementation with the subset of ``kwargs`` it accepts."""
+        try:
+            return function(**{arg: kwargs[arg] for arg in argnames})
+        except Exception as exc:
+            _reraise(plugin, hook, exc)
+
+    def collect(self, hook: str) -> list[Contribution]:
+        """Call a ``register_*`` hook once per plugin, recording what each registered."""
+        found: list[Contribution] = []
+        for plugin, function, argnames in self.implementations(hook):
+
+            def register(*args: Any, _plugin: str = plugin, **kwargs: Any) -> None:
+                found.append(Contribution(_plugin, args, kwargs))
+
+            self.call_impl(plugin, hook, function, argnames, {"register": register})
+        return found
+
+    def _blame(self, hook: str, exc: BaseException) -> str:
+        """The plugin whose implementation of ``hook`` raised ``exc``, from the traceback."""
+        if self._blame_index is None:
+            self._blame_index = {}
+            for caller in self._live.values():
+                for impl in caller.get_hookimpls():
+                    code = getattr(impl.function, "__code__", None)
+                    if code is not None:
+                        self._blame_index[code] = impl.plugin_name
+        culprit = "?"
+        tb = exc.__traceback__
+        while tb is not None:
+            culprit = self._blame_index.get(tb.tb_frame.f_code, culprit)
+            tb = tb.tb_next
+        if culprit == "?":
+            impls = self._live[hook].get_hookimpls() if hook in self._live else []
+            if len(impls) == 1:
+                culprit = impls[0].plugin_name
+        return culprit
+
+    def _call(self, hook: str, kwargs: dict[str, Any]) -> Any:
+        caller = self._live.get(hook)
+        if caller is None:
+            return None
+        try:
+            return caller(**kwargs)
+        except Exception as exc:
+            _reraise(self._blame(hook, exc), hook, exc)
+
+    # -- typed facade: one method per hook ------------------------------------------------
+
+    def before_customer_save(
+        self, *, tx: Transaction, values: dict[str, Any], customer: Customer | None
+    ) -> None:
+        if "before_customer_save" in self._live:
+            self._call("before_customer_save", {"tx": tx, "values": values, "customer": customer})
+
+    def customer_created(self, *, tx: Transaction, customer: Customer) -> None:
+        if "customer_created" in self._live:
+            self._call("customer_created", {"tx": tx, "customer": customer})
+
+    def customer_updated(
+        self, *, tx: Transaction, customer: Customer, changes: dict[str, tuple[Any, Any]]
+    ) -> None:
+        if "customer_updated" in self._live:
+            self._call("customer_updated", {"tx": tx, "customer": customer, "changes": changes})
+
+    def interaction_logged(self, *, tx: Transaction, interaction: Interaction) -> None:
+        if "interaction_logged" in self._live:
+            self._call("interaction_logged", {"tx": tx, "interaction": interaction})
+
+    def event_handlers(self) -> list[tuple[str, Callable[..., Any], list[str]]]:
+        """The ``handle_event`` implementations; the dispatcher calls each on its own."""
+        return self.implementations("handle_event")
+
+    def handle_event(self, plugin: str, function: Callable[..., Any], argnames: list[str],
+                     *, crm: Crm, event: Event) -> None:
+        self.call_impl(plugin, "handle_event", function, argnames, {"crm": crm, "event": event})
+
+    def export_customer_data(
+        self, *, tx: Transaction, customer: Customer
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(plugin, data)`` for each plugin that holds data about ``customer``."""
+        for plugin, function, argnames in self.implementations("export_customer_data"):
+            data = self.call_impl(
+                plugin, "export_customer_data", function, argnames,
+                {"tx": tx, "customer": customer},
+            )
+            if data is not None:
+                yield plugin, data
+
+    def erase_customer_data(self, *, tx: Transaction, customer: Customer) -> None:
+        for plugin, function, argnames in self.implementations("erase_customer_data"):
+            self.call_impl(
+                plugin, "erase_customer_data", function, argnames,
+                {"tx": tx, "customer": customer},
+            )
+
+
+def _reraise(plugin: str, hook: str, exc: Exception) -> NoReturn:
+    """Raise ``exc`` attributed to ``plugin`` and ``hook``.
+
+    A :class:`CrmkitError` is the plugin speaking on purpose (``Rejected``, a validation
+    error): it keeps its type, with ``.plugin`` and ``.hook`` set. Anything else is a bug
+    in the plugin and becomes a :class:`PluginError` chained to the original.
+    """
+    if isinstance(exc, CrmkitError):
+        if exc.plugin is None:
+            exc.plugin, exc.hook = plugin, hook
+        raise exc
+    raise PluginError(plugin, hook, f"{type(exc).__name__}: {exc}") from exc
