@@ -73,7 +73,8 @@ def events_retry(cli: CliContext, event_ids: tuple[int, ...], all_dead: bool, ye
 def events_dispatch(cli: CliContext, limit: int, as_json: bool) -> None:
     """Deliver due events once, then stop (what `crmkit worker` does in a loop)."""
     total: dict[str, Any] = {"delivered": 0, "retrying": 0, "dead": 0}
-    with click.progressbar(length=limit, label="Dispatching") as bar:
+    with click.progressbar(length=limit, label="Dispatching",
+                           file=click.get_text_stream("stderr")) as bar:
         remaining = limit
         while remaining > 0:
             result = cli.crm.dispatcher.run_once(limit=min(remaining, 100))
