@@ -25,16 +25,18 @@ percentile of both are reported. The issue sets no target for the ratio: it is r
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
 from sqlalchemy import Engine, create_engine, func, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 
 from benchmarks.report import Log, Result
 from benchmarks.timing import interleaved_calls, median, percentile
@@ -142,7 +144,21 @@ def _cycle(index: str, values: tuple[str, ...]) -> str:
     return f"CASE ({index}) % {len(values)} {whens} END"
 
 
-def interaction_insert(dialect: str, layout: Layout, first: int, last: int) -> str:
+def cent_literal(dialect: Dialect) -> str:
+    """0.01 as the kernel's ``amount`` column stores it on ``dialect`` (as an SQL literal).
+
+    Asking the column's own type keeps the generated rows right whatever that type does,
+    e.g. an exact integer count of ten-thousandths on SQLite instead of a REAL.
+    """
+    cent = Decimal("0.01")
+    processor = INTERACTIONS.c.amount.type.dialect_impl(dialect).bind_processor(dialect)
+    stored = processor(cent) if processor is not None else cent
+    if not isinstance(stored, (int, float, Decimal)) or isinstance(stored, bool):
+        raise TypeError(f"cannot generate amounts stored as {stored!r}")
+    return str(stored)
+
+
+def interaction_insert(dialect: Dialect, layout: Layout, first: int, last: int) -> str:
     """``INSERT ... SELECT`` generating interactions ``first..last`` inside the database.
 
     PostgreSQL numbers them with ``generate_series``, SQLite with a recursive CTE. Times are
@@ -152,19 +168,19 @@ def interaction_insert(dialect: str, layout: Layout, first: int, last: int) -> s
     first, last = int(first), int(last)
     kind = "(g / 7)"
     is_purchase = f"{kind} % {len(KINDS)} = {KINDS.index('purchase')}"
-    if dialect == "postgresql":
+    if dialect.name == "postgresql":
         prefix = ""
         source = f"generate_series({first}, {last}) AS s(g)"
         when = f"TIMESTAMP '{START}' + g * INTERVAL '1 minute'"
         payload = """CAST('{"seq": ' || g || ', "source": "benchmark"}' AS JSONB)"""
-    elif dialect == "sqlite":
+    elif dialect.name == "sqlite":
         prefix = (f"WITH RECURSIVE s(g) AS (SELECT {first} UNION ALL "
                   f"SELECT g + 1 FROM s WHERE g < {last}) ")
         source = "s"
         when = f"strftime('%Y-%m-%d %H:%M:%S', '{START}', '+' || g || ' minutes') || '.000000'"
         payload = """'{"seq": ' || g || ', "source": "benchmark"}'"""
     else:
-        raise ValueError(f"no bulk loader for {dialect!r}")
+        raise ValueError(f"no bulk loader for {dialect.name!r}")
     customer = (f"CASE WHEN g % {layout.heavy_step} = 0 THEN {layout.heavy_id} "
                 f"ELSE {layout.first_regular} + g % {layout.regular_count} END")
     return (
@@ -176,7 +192,7 @@ def interaction_insert(dialect: str, layout: Layout, first: int, last: int) -> s
         "'Benchmark interaction ' || g || ': the customer asked about an order and was "
         "called back.', "
         f"{payload}, 'benchmark', "
-        f"CASE WHEN {is_purchase} THEN (g % 100000) / 100.0 END, "
+        f"CASE WHEN {is_purchase} THEN (g % 100000) * {cent_literal(dialect)} END, "
         f"CASE WHEN {is_purchase} THEN 'EUR' END, {when} "
         f"FROM {source}"
     )
@@ -199,7 +215,7 @@ def load_interactions(engine: Engine, layout: Layout, chunk: int, log: Log, labe
     for first in range(1, layout.rows + 1, chunk):
         last = min(first + chunk - 1, layout.rows)
         with engine.begin() as conn:
-            conn.execute(text(interaction_insert(conn.dialect.name, layout, first, last)))
+            conn.execute(text(interaction_insert(conn.dialect, layout, first, last)))
         elapsed = time.perf_counter() - started
         log(f"{label}: {last:,} / {layout.rows:,} interactions loaded ({elapsed:.1f} s)")
 
@@ -222,6 +238,23 @@ def settle(engine: Engine) -> None:
             raw.close()
 
 
+def check_generated_rows(engine: Engine) -> None:
+    """Read the first generated interaction back through the kernel's column types.
+
+    Interaction 1 is a purchase of 0.01 at ``START`` + 1 minute; if the SQL that generated
+    it wrote a form the kernel's types do not read back, stop here rather than time it.
+    """
+    query = (select(INTERACTIONS.c.occurred_at, INTERACTIONS.c.amount, INTERACTIONS.c.kind)
+             .order_by(INTERACTIONS.c.occurred_at).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(query).one()
+    expected = (dt.datetime.fromisoformat(START).replace(tzinfo=dt.UTC)
+                + dt.timedelta(minutes=1), Decimal("0.01"), "purchase")
+    if tuple(row) != expected:
+        raise RuntimeError(f"generated rows read back as {tuple(row)!r}, not {expected!r}; "
+                           "update the generator in benchmarks/timeline.py to the schema")
+
+
 def count_rows(engine: Engine, customer_id: int) -> int:
     query = select(func.count()).where(INTERACTIONS.c.customer_id == customer_id)
     with engine.connect() as conn:
@@ -236,6 +269,7 @@ def build(crm: Crm, settings: TimelineSettings, log: Log, label: str) -> Dataset
     log(f"{label}: loading {layout.customers:,} customers")
     load_customers(crm.engine, layout)
     load_interactions(crm.engine, layout, settings.chunk, log, label)
+    check_generated_rows(crm.engine)
     log(f"{label}: analyzing")
     settle(crm.engine)
     seconds = time.perf_counter() - started
