@@ -11,6 +11,7 @@ variables that hold them (``password_env = "CRMKIT_DB_PASSWORD"``).
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ import tomlkit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from crmkit.errors import ConfigError
+from crmkit.errors import ConfigError, ValidationError
 from crmkit.schemas import compile_schema, issues_of, load_kernel_schema
 
 __all__ = ["CONFIG_FILENAME", "Config", "EventSettings", "load_config", "set_enabled_plugins"]
@@ -69,9 +70,12 @@ class Config:
             url = make_url(raw)
         except ArgumentError as exc:
             raise self.error("database.url", f"not a database URL: {exc}") from None
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            if not Path(url.database).is_absolute():
-                url = url.set(database=str(self.root / url.database))
+        if (
+            url.get_backend_name() == "sqlite"
+            and url.database not in (None, "", ":memory:")
+            and not Path(url.database).is_absolute()
+        ):
+            url = url.set(database=str(self.root / url.database))
         if env_name := section.get("password_env"):
             if env_name not in self.env:
                 raise self.error(
@@ -124,7 +128,9 @@ def load_config(
         try:
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError("no such file; run `crmkit init` to create one", file=source) from None
+            raise ConfigError(
+                "no such file; run `crmkit init` to create one", file=source
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read: {exc}", file=source) from None
         try:
@@ -133,7 +139,7 @@ def load_config(
             raise ConfigError(f"not valid TOML: {exc}", file=source) from None
     source = str(file) if file else "<defaults>"
     data = apply_env_overrides(data, env)
-    validate_config(data, source)
+    validate_config(data, source, from_env=env_sources(env))
     root = file.resolve().parent if file else Path.cwd()
     return Config(data=data, path=file.resolve() if file else None, root=root, env=env)
 
@@ -168,6 +174,15 @@ def _parse_env(name: str, raw: str, schema: Mapping[str, Any]) -> Any:
     return raw
 
 
+def env_sources(env: Mapping[str, str]) -> dict[str, str]:
+    """``{"section.key": "CRMKIT_SECTION_KEY"}`` for every override set in ``env``."""
+    return {
+        f"{section}.{key}": name
+        for section, key in _scalar_settings()
+        if (name := f"{ENV_PREFIX}{section}_{key}".upper()) in env
+    }
+
+
 def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """``data`` with every ``CRMKIT_<SECTION>_<KEY>`` variable applied."""
     result = copy.deepcopy(data)
@@ -180,37 +195,108 @@ def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[st
     return result
 
 
-_SECRET_KEYS = ("password", "secret", "token", "api_key")
+_SECRET_KEYS = ("password", "passwd", "secret", "token", "api_key")
 
 
-def validate_config(data: Mapping[str, Any], source: str) -> None:
-    """Raise :class:`ConfigError` naming the file and key of the first problems found."""
-    validator = compile_schema(load_kernel_schema("config"), "config.schema.json")
-    issues = issues_of(validator, data)
-    for issue in issues:
-        leaf = issue.path.rsplit(".", 1)[-1]
-        if "unknown field" in issue.message and any(s in issue.message for s in _SECRET_KEYS):
-            raise ConfigError(
-                f"{issue.message}: secrets never go in the file; name the environment "
-                "variable that holds it instead (e.g. password_env = \"CRMKIT_DB_PASSWORD\")",
-                file=source,
-                key=issue.path or leaf,
-            )
+def _unknown_keys(
+    data: Mapping[str, Any], schema: Mapping[str, Any]
+) -> list[tuple[str, list[str]]]:
+    """``(dotted key, the keys allowed there)`` for every key the schema does not define."""
+    sections = schema["properties"]
+    found: list[tuple[str, list[str]]] = []
+    for section, value in data.items():
+        if section not in sections:
+            found.append((section, list(sections)))
+        elif isinstance(value, dict) and sections[section].get("additionalProperties") is False:
+            known = list(sections[section].get("properties", {}))
+            found.extend((f"{section}.{key}", known) for key in value if key not in known)
+    return found
+
+
+def _unknown_key_error(
+    data: Mapping[str, Any], unknown: list[tuple[str, list[str]]], source: str
+) -> ConfigError:
+    key, known = unknown[0]
+    section, _, leaf = key.rpartition(".")
+    others = f" (also unknown: {', '.join(k for k, _ in unknown[1:])})" if unknown[1:] else ""
+    if any(secret in leaf.lower() for secret in _SECRET_KEYS):
+        return ConfigError(
+            f"unknown key {leaf!r}: secrets never go in the file; name the environment "
+            f'variable that holds it instead (e.g. password_env = "CRMKIT_DB_PASSWORD"){others}',
+            file=source,
+            key=key,
+        )
+    close = difflib.get_close_matches(leaf, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    if section:
+        what = f"unknown key {leaf!r} in [{section}]"
+    elif isinstance(data.get(key), dict):
+        what = f"unknown section [{key}]"
+    else:
+        what = f"unknown top-level key {key!r}"
+    return ConfigError(
+        f"{what}; {hint}allowed: {', '.join(known) or 'none'}{others}", file=source, key=key
+    )
+
+
+def validate_config(
+    data: Mapping[str, Any], source: str, *, from_env: Mapping[str, str] | None = None
+) -> None:
+    """Raise :class:`ConfigError` naming the file and key of the first problems found.
+
+    ``from_env`` maps the dotted keys that environment variables overrode to those
+    variables, so that a bad value is blamed on the variable, not on the file.
+    """
+    from_env = from_env or {}
+    schema = load_kernel_schema("config")
+    unknown = _unknown_keys(data, schema)
+    if unknown:
+        raise _unknown_key_error(data, unknown, source)
+    issues = issues_of(compile_schema(schema, "config.schema.json"), data)
     if issues:
         first = issues[0]
         more = f" (and {len(issues) - 1} more: " + "; ".join(map(str, issues[1:])) + ")" \
             if len(issues) > 1 else ""
+        if first.path in from_env:
+            raise ConfigError(
+                f"{first.message} (it overrides {first.path} of {source}){more}",
+                file="environment",
+                key=from_env[first.path],
+            )
         raise ConfigError(f"{first.message}{more}", file=source, key=first.path or None)
+    for name, fragment in data.get("customer_fields", {}).items():
+        try:
+            compile_schema(fragment, f"customer field {name!r}")
+        except ValidationError as exc:
+            problem = "; ".join(
+                f"{issue.message} at {issue.path}" if issue.path else issue.message
+                for issue in exc.issues
+            )
+            raise ConfigError(
+                f"{problem}; each custom field is a JSON Schema (2020-12) fragment such as "
+                '{ type = "string", maxLength = 100 }',
+                file=source,
+                key=f"customer_fields.{name}",
+            ) from None
     url = data.get("database", {}).get("url")
     if url:
+        url_source, url_key = (
+            ("environment", from_env["database.url"]) if "database.url" in from_env
+            else (source, "database.url")
+        )
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
-            raise ConfigError(f"not a database URL: {exc}", file=source, key="database.url") from None
-        if parsed.password:
+            raise ConfigError(f"not a database URL: {exc}", file=url_source, key=url_key) from None
+        secret_params = sorted(
+            param for param in parsed.query if any(s in param.lower() for s in _SECRET_KEYS)
+        )
+        # A secret in the file is refused; the environment is where secrets belong.
+        if (parsed.password or secret_params) and "database.url" not in from_env:
+            where = f" (in its {', '.join(secret_params)} parameter)" if secret_params else ""
             raise ConfigError(
-                "contains a password; put the password in an environment variable and name "
-                "it with database.password_env",
+                f"contains a password{where}; remove it, put the password in an "
+                "environment variable and name that variable with database.password_env",
                 file=source,
                 key="database.url",
             )
@@ -218,7 +304,14 @@ def validate_config(data: Mapping[str, Any], source: str) -> None:
 
 def set_enabled_plugins(path: Path, names: list[str]) -> None:
     """Rewrite ``plugins.enabled`` in ``path``, keeping the file's comments and layout."""
-    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    try:
+        document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "no such file; run `crmkit init` to create one", file=str(path)
+        ) from None
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
     plugins = document.get("plugins")
     if plugins is None:
         plugins = tomlkit.table()

@@ -2,7 +2,7 @@
 
 Plugins are found through the ``entrypoints`` package in the entry-point group ``crmkit``
 (the entry-point name is the plugin's name). Which of them load is decided by the config's
-``plugins.enabled`` (or the ``CRMKIT_PLUGINS`` allow-list). Every problem stops start-up
+``plugins.enabled`` (or its override, ``CRMKIT_PLUGINS_ENABLED``). Every problem stops start-up
 with a :class:`~crmkit.errors.PluginError` that names the plugin and what to do.
 
 Core code never calls ``pm.hook.x(...)`` directly: :class:`PluginHost` has one typed method
@@ -12,6 +12,8 @@ when an implementation raises.
 
 from __future__ import annotations
 
+import difflib
+import re
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -161,8 +163,14 @@ def resolve_order(infos: Mapping[str, PluginInfo]) -> list[str]:
         if state.get(name) == "done":
             return
         if state.get(name) == "active":
-            cycle = " -> ".join((*path, name))
-            raise PluginError(name, None, f"dependency cycle: {cycle}")
+            cycle = " -> ".join((*path[path.index(name):], name))
+            raise PluginError(
+                name,
+                None,
+                f"dependency cycle: {cycle}; plugins cannot require each other, remove one of "
+                "these from PLUGIN_INFO.requires (talk through events or a published hookspec "
+                "instead)",
+            )
         state[name] = "active"
         for dep in infos[name].requires:
             visit(dep, (*path, name))
@@ -192,7 +200,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._live: dict[str, pluggy.HookCaller] = {}
-        self._blame_index: dict[types.CodeType, str] | None = None
+        self._blame_index: dict[types.CodeType, list[tuple[object, str]]] | None = None
 
     # -- registration --------------------------------------------------------------------
 
@@ -200,16 +208,50 @@ class PluginHost:
         """Register ``plugin`` (a module or object with ``@hookimpl`` functions) as ``name``."""
         info = info or plugin_info(plugin, name)
         check_kernel(info, self.kernel_version)
+        if self.pm.has_plugin(name):
+            raise PluginError(
+                name,
+                None,
+                "a plugin of that name is already registered; every plugin needs its own "
+                "name (the kernel's is 'crmkit')",
+            )
         if info.hookspecs is not None:
-            self.pm.add_hookspecs(info.hookspecs)
+            self._add_hookspecs(name, info.hookspecs)
         try:
             self.pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:
-            raise PluginError(name, None, f"{exc}; fix the hook implementation") from exc
+            raise self._invalid_impl(name, exc) from exc
         except ValueError as exc:
             raise PluginError(name, None, str(exc)) from exc
         self.infos[name] = info
         self._refresh()
+
+    def _add_hookspecs(self, name: str, specs: Any) -> None:
+        """Add the hookspecs plugin ``name`` publishes; errors name whoever is at fault."""
+        try:
+            self.pm.add_hookspecs(specs)
+        except pluggy.PluginValidationError as exc:
+            # An already registered plugin implements one of these hooks wrongly.
+            culprit = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            raise self._invalid_impl(culprit, exc) from exc
+        except ValueError as exc:
+            raise PluginError(
+                name,
+                None,
+                f"cannot publish its hookspecs: {exc}; give PLUGIN_INFO.hookspecs a module or "
+                "class whose functions are marked @crmkit.hookspecs.hookspec and whose names "
+                "no other hook uses (prefix them with the plugin's name)",
+            ) from exc
+
+    def _invalid_impl(self, name: str, exc: pluggy.PluginValidationError) -> PluginError:
+        """A :class:`PluginError` for a hook implementation pluggy refused (bad arguments)."""
+        match = re.search(r"for hook '(\w+)'", str(exc))
+        hook = match.group(1) if match else None
+        accepted = ""
+        caller = getattr(self.pm.hook, hook, None) if hook else None
+        if caller is not None and caller.spec is not None:
+            accepted = f" ({hook} accepts {', '.join(caller.spec.argnames) or 'no arguments'})"
+        return PluginError(name, None, f"{exc}; fix the hook implementation's arguments{accepted}")
 
     def register_all(self, plugins: Mapping[str, object]) -> None:
         """Register several plugins in dependency order and validate them together."""
@@ -232,11 +274,17 @@ class PluginHost:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            match = re.search(r"unknown hook '(\w+)'", str(exc))
+            hook = match.group(1) if match else None
+            known = [n for n, c in vars(self.pm.hook).items()
+                     if isinstance(c, pluggy.HookCaller) and c.spec is not None]
+            close = difflib.get_close_matches(hook, known, n=1) if hook else []
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise PluginError(
                 name,
                 None,
-                f"{exc}; rename it to a hook crmkit defines (see docs/hooks.md) or mark it "
-                "@hookimpl(optionalhook=True) if it answers another plugin's hookspec",
+                f"{exc}; {hint}rename it to a hook crmkit defines (see docs/hooks.md) or mark "
+                "it @hookimpl(optionalhook=True) if it answers another plugin's hookspec",
             ) from exc
 
     def names(self) -> list[str]:
@@ -285,24 +333,45 @@ class PluginHost:
         return found
 
     def _blame(self, hook: str, exc: BaseException) -> str:
-        """The plugin whose implementation of ``hook`` raised ``exc``, from the traceback."""
+        """The plugin whose implementation of ``hook`` raised ``exc``, from the traceback.
+
+        The innermost frame that runs a hook implementation wins. Two plugins that are
+        instances of one class share the implementation's code object, so the frame's
+        first argument (``self``) tells them apart.
+        """
         if self._blame_index is None:
             self._blame_index = {}
             for caller in self._live.values():
                 for impl in caller.get_hookimpls():
                     code = getattr(impl.function, "__code__", None)
                     if code is not None:
-                        self._blame_index[code] = impl.plugin_name
+                        owners = self._blame_index.setdefault(code, [])
+                        owners.append((impl.plugin, impl.plugin_name))
         culprit = "?"
         tb = exc.__traceback__
         while tb is not None:
-            culprit = self._blame_index.get(tb.tb_frame.f_code, culprit)
+            found = self._blame_index.get(tb.tb_frame.f_code)
+            if found:
+                culprit = _owner(found, tb.tb_frame)
             tb = tb.tb_next
         if culprit == "?":
             impls = self._live[hook].get_hookimpls() if hook in self._live else []
             if len(impls) == 1:
                 culprit = impls[0].plugin_name
         return culprit
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` (typically one a plugin published) with keyword arguments.
+
+        Returns pluggy's result (a list of the non-``None`` answers, or the first one for a
+        ``firstresult`` hook); an exception is attributed like any other hook's.
+        """
+        caller = getattr(self.pm.hook, hook, None)
+        if not isinstance(caller, pluggy.HookCaller) or caller.spec is None:
+            raise ValueError(f"no hookspec named {hook!r}: publish it with PLUGIN_INFO.hookspecs")
+        if hook not in self._live:
+            return None if caller.spec.opts.get("firstresult") else []
+        return self._call(hook, kwargs)
 
     def _call(self, hook: str, kwargs: dict[str, Any]) -> Any:
         caller = self._live.get(hook)
@@ -361,6 +430,17 @@ class PluginHost:
                 plugin, "erase_customer_data", function, argnames,
                 {"tx": tx, "customer": customer},
             )
+
+
+def _owner(owners: list[tuple[object, str]], frame: types.FrameType) -> str:
+    """Which of the plugins sharing one function's code ran in ``frame``."""
+    if len(owners) > 1:
+        code = frame.f_code
+        first = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+        for plugin, name in owners:
+            if plugin is first or plugin is getattr(first, "__class__", None):
+                return name
+    return owners[0][1]
 
 
 def _reraise(plugin: str, hook: str, exc: Exception) -> NoReturn:
