@@ -50,6 +50,11 @@ class CrmkitGroup(click.Group):
 
     def _plugin_commands(self, ctx: click.Context, *, quiet: bool) -> dict[str, click.Command]:
         obj = ctx.find_object(CliContext)
+        if obj is None and ctx.parent is None and "config_path" in ctx.params:
+            # click resolves the subcommand before the group's callback runs, so the
+            # context the callback would create does not exist yet: create it here.
+            obj = ctx.obj = CliContext(ctx.params["config_path"])
+            ctx.call_on_close(obj.close)
         if obj is None:
             return {}
         try:
@@ -79,8 +84,9 @@ class CrmkitGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Administer a crmkit deployment: customers, interactions, plugins, the database."""
-    ctx.obj = CliContext(config_path)
-    ctx.call_on_close(ctx.obj.close)
+    if not isinstance(ctx.obj, CliContext):  # not made while resolving a plugin command
+        ctx.obj = CliContext(config_path)
+        ctx.call_on_close(ctx.obj.close)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from crmkit.plugins import ENTRY_POINT_GROUP, PluginInfo
+from crmkit.plugins import ENTRY_POINT_GROUP, PluginInfo, discover
 
 __all__ = ["PluginRegistry"]
 
@@ -67,9 +67,22 @@ class PluginRegistry:
                     f"{plugin!r} has no PLUGIN_INFO; pass its name: register(plugin, 'name')"
                 )
             name = info.name
-        self.install(name, plugin)
+        if not self._installed_as(name, plugin):
+            self.install(name, plugin)
         self._plugins[name] = plugin
         return plugin
+
+    @staticmethod
+    def _installed_as(name: str, plugin: object) -> bool:
+        """Whether the entry point ``name`` is really installed and loads ``plugin``.
+
+        Then nothing is installed on top of it, so that a plugin's test of its own entry
+        point sees its own distribution, not the registry's stand-in.
+        """
+        installed = discover().get(name)
+        if installed is None or not isinstance(plugin, types.ModuleType):
+            return False
+        return installed.module == plugin.__name__ and not installed.entry_point.object_name
 
     def unregister(self, name: str) -> None:
         """Stop loading ``name`` in deployments built from now on (it stays installed)."""
