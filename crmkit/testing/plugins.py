@@ -16,7 +16,7 @@ import re
 import sys
 import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -109,7 +109,7 @@ class PluginRegistry:
 
     def install(
         self, name: str, target: object | str, *, distribution: str | None = None,
-        version: str = "0",
+        version: str = "0", requires: Sequence[str] = (),
     ) -> None:
         """Install ``target`` as the entry point ``name`` of group ``crmkit`` for this test.
 
@@ -121,6 +121,7 @@ class PluginRegistry:
         :param distribution: the distribution name :func:`~crmkit.plugins.discover`
             reports (default ``crmkit_test_<name>``).
         :param version: its version.
+        :param requires: its ``Requires-Dist`` lines (``"somepackage>=1"``).
         """
         if isinstance(target, str):
             reference = target
@@ -134,8 +135,10 @@ class PluginRegistry:
         dist = distribution or f"crmkit_test_{re.sub(r'[^A-Za-z0-9_.]', '_', name)}"
         info = self._site_dir() / f"{dist}-{version}.dist-info"
         info.mkdir(exist_ok=True)
+        requirements = "".join(f"Requires-Dist: {line}\n" for line in requires)
         (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n", encoding="utf-8"
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requirements}",
+            encoding="utf-8",
         )
         entry_points = info / "entry_points.txt"
         lines = entry_points.read_text(encoding="utf-8") if entry_points.exists() \
