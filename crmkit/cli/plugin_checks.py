@@ -229,6 +229,8 @@ def _config(report: PluginReport, host: PluginHost, config: Config) -> None:
         if has_section:
             report.add("config", "fail", f"[plugin.{name}] is set but the plugin has no "
                        "settings", f"remove [plugin.{name}] from {config.source}")
+        else:
+            report.add("config", detail="the plugin has no settings")
         return
     schema = schemas[0].args[0] if schemas[0].args else schemas[0].kwargs["schema"]
     try:
