@@ -4,6 +4,7 @@ and that bad input leaves nothing behind."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -16,6 +17,7 @@ from crmkit import __version__, scaffold
 from crmkit.cli import cli
 from crmkit.scaffold import ScaffoldError, kernel_specifier, render
 
+ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_FILES = {
     ".gitignore", "CHANGELOG.md", "README.md", "pyproject.toml",
     "crmkit_acme/__init__.py", "crmkit_acme/cli.py", "crmkit_acme/models.py",
@@ -170,3 +172,30 @@ def test_a_template_with_an_unknown_placeholder_is_an_error():
 ])
 def test_kernel_specifier(version, spec):
     assert kernel_specifier(version) == spec
+
+
+# -- the tutorial in docs/writing-plugins.md shows code that exists ---------------------------
+
+EXCERPT = re.compile(r"<!-- excerpt: (?P<path>\S+) -->\n```\w*\n(?P<code>.*?)\n```", re.S)
+
+
+def tutorial_excerpts() -> list[tuple[str, str]]:
+    text = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    return [(m["path"], m["code"]) for m in EXCERPT.finditer(text)]
+
+
+def test_the_tutorial_has_excerpts_of_the_loyalty_plugin():
+    paths = {path for path, _ in tutorial_excerpts()}
+    assert {"contrib/loyalty/crmkit_loyalty/__init__.py", "contrib/loyalty/tests/conftest.py",
+            "contrib/loyalty/crmkit_loyalty/migrations/loyalty_0001_account.py"} <= paths
+
+
+@pytest.mark.parametrize(("path", "code"), tutorial_excerpts())
+def test_every_tutorial_excerpt_is_in_the_file_it_names(path, code):
+    """Each ``<!-- excerpt: FILE -->`` block appears in FILE; ``...`` lines mark gaps."""
+    source = (ROOT / path).read_text(encoding="utf-8")
+    position = 0
+    for chunk in re.split(r"\n\.\.\.\n", code):
+        found = source.find(chunk, position)
+        assert found >= 0, f"docs/writing-plugins.md shows code that {path} lacks:\n{chunk}"
+        position = found + len(chunk)
