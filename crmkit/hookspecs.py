@@ -23,8 +23,9 @@ import pluggy
 if TYPE_CHECKING:  # imported for annotations only, to avoid import cycles
     from crmkit.app import Crm
     from crmkit.events import Event
-    from crmkit.models import Customer, Interaction
+    from crmkit.models import Customer, Interaction, WorkflowInstance, WorkflowStep
     from crmkit.uow import Transaction
+    from crmkit.workflow import Transition
 
 PROJECT_NAME = "crmkit"
 
@@ -113,6 +114,53 @@ def register_migrations(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def register_workflows(register: Callable[..., None]) -> None:
+    """Contribute workflow definitions (state machines) that instances can run.
+
+    ``register(name, definition)``: ``definition`` is a dict in the form of
+    ``schemas/workflow.schema.json`` (``subject``, ``initial``, ``states``, ``final``,
+    ``transitions`` with optional ``guard`` criteria and ``timer``). It is checked when it
+    loads; integrators may extend or replace it in ``crmkit.toml``.
+
+    :param register: ``register(name: str, definition: dict) -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_actions(register: Callable[..., None]) -> None:
+    """Contribute actions that automation rules can run (``do = "<name>"``).
+
+    ``register(name, run, schema=None, needs_customer=True, description="")``: ``run``
+    receives a :class:`crmkit.rules.ActionContext`; ``schema`` is the JSON Schema of the
+    rule's ``with`` table. Write through ``context.transaction()`` so a redelivered event
+    never writes twice.
+
+    :param register: ``register(name: str, run: Callable[[ActionContext], None],
+        schema: dict | None = None, needs_customer: bool = True,
+        description: str = "") -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def register_criteria_fields(register: Callable[..., None]) -> None:
+    """Contribute fields that criteria (guards, rules, segments) may name.
+
+    ``register(field)`` with a :class:`crmkit.criteria.CriteriaField`: its name is
+    ``<plugin>.<field>``, its ``sql`` an expression correlated to the ``customer`` table and
+    its ``get`` the same value for one :class:`crmkit.criteria.CustomerRecord` (the two must
+    agree).
+
+    :param register: ``register(field: CriteriaField) -> None``.
+
+    .. versionadded:: 0.1
+    """
+
+
 # ---------------------------------------------------------------------------------------
 # In-transaction lifecycle: run inside the unit of work.
 # ---------------------------------------------------------------------------------------
@@ -167,6 +215,38 @@ def interaction_logged(tx: Transaction, interaction: Interaction) -> None:
 
     :param tx: the running transaction.
     :param interaction: the new interaction.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def before_transition(
+    tx: Transaction, instance: WorkflowInstance, transition: Transition, data: dict[str, Any]
+) -> None:
+    """A workflow instance is about to take ``transition``: raise ``Rejected`` to veto.
+
+    Runs after the transition's guard passed, before anything changes.
+
+    :param tx: the running transaction.
+    :param instance: the instance, still in its current state.
+    :param transition: the transition (``name``, ``sources``, ``target``).
+    :param data: the data given with the transition; changes made here are stored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def workflow_transitioned(tx: Transaction, instance: WorkflowInstance, step: WorkflowStep) -> None:
+    """A workflow instance took a transition, in the same transaction.
+
+    Starting an instance is not a transition; it emits the ``workflow.started`` event.
+
+    :param tx: the running transaction.
+    :param instance: the instance, in its new state.
+    :param step: the history entry (``transition``, ``from_state``, ``to_state``, ``actor``,
+        ``at``, ``data``).
 
     .. versionadded:: 0.1
     """

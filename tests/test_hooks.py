@@ -699,10 +699,15 @@ PINNED_SIGNATURES: dict[str, list[str]] = {
     "register_config_schema": ["register"],
     "register_commands": ["register"],
     "register_migrations": ["register"],
+    "register_workflows": ["register"],
+    "register_actions": ["register"],
+    "register_criteria_fields": ["register"],
     "before_customer_save": ["tx", "values", "customer"],
     "customer_created": ["tx", "customer"],
     "customer_updated": ["tx", "customer", "changes"],
     "interaction_logged": ["tx", "interaction"],
+    "before_transition": ["tx", "instance", "transition", "data"],
+    "workflow_transitioned": ["tx", "instance", "step"],
     "handle_event": ["crm", "event"],
     "export_customer_data": ["tx", "customer"],
     "erase_customer_data": ["tx", "customer"],
@@ -731,7 +736,8 @@ def test_hook_signature_is_pinned(name):
     )
 
 
-@pytest.mark.parametrize("name", IN_TRANSACTION_HOOKS)
+@pytest.mark.parametrize("name", [*IN_TRANSACTION_HOOKS, "before_transition",
+                                  "workflow_transitioned"])
 def test_the_typed_facade_matches_the_hookspec(name):
     facade = inspect.signature(getattr(PluginHost, name)).parameters
     assert [p for p in facade if p != "self"] == PINNED_SIGNATURES[name]
