@@ -72,7 +72,9 @@ class Crm:
 
     # -- start-up -------------------------------------------------------------------------
 
-    def _load_plugins(self, given: Mapping[str, object], discover_plugins: bool) -> dict[str, object]:
+    def _load_plugins(
+        self, given: Mapping[str, object], discover_plugins: bool
+    ) -> dict[str, object]:
         loaded = dict(given)
         if not discover_plugins:
             return loaded
@@ -93,13 +95,15 @@ class Crm:
     def _build_schemas(self) -> SchemaRegistry:
         registry = SchemaRegistry()
         for c in self.host.collect("register_channels"):
-            registry.add_channel(*c.args, owner=c.plugin)
+            registry.add_channel(c.args[0] if c.args else c.kwargs["name"], owner=c.plugin)
         for c in self.host.collect("register_interaction_kinds"):
             name, *rest = c.args
             schema = rest[0] if rest else c.kwargs.get("schema")
             registry.add_kind(name, schema, owner=c.plugin)
         for c in self.host.collect("register_customer_fields"):
-            registry.add_customer_field(*c.args, **c.kwargs, owner=c.plugin)
+            name, *rest = c.args or (c.kwargs["name"],)
+            schema = rest[0] if rest else c.kwargs["schema"]
+            registry.add_customer_field(name, schema, owner=c.plugin)
         for name, schema in self.config.customer_fields.items():
             try:
                 registry.add_customer_field(name, schema, owner=f"config {self.config.source}")
@@ -147,29 +151,45 @@ class Crm:
             )
         session = self._sessions()
         tx = Transaction(self, session, actor)
+        committing = False
         try:
             with session.begin():
                 yield tx
-                tx._collect_event_ids()
+                tx._collect_event_ids()  # flushes: every statement has run
+                committing = True
+        except DBAPIError as exc:
+            error = self._database_error(exc, committing)
+            if error is None:
+                raise
+            raise error from exc
         except StaleDataError:
             raise Conflict(
                 "the record was changed by a concurrent transaction; nothing was written, "
                 "reload and retry"
             ) from None
-        except IntegrityError as exc:
-            raise Conflict(f"the change violates a database constraint: {exc.orig}") from None
-        except OperationalError as exc:
-            raise StorageError(f"the database failed ({exc.orig}); nothing was written") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StorageError(
-                    f"the database connection was lost ({exc.orig}); nothing was written"
-                ) from exc
-            raise
         finally:
             session.close()
         if tx.event_ids and self.config.events.dispatch == "inline":
             self.dispatch_inline(tx.event_ids)
+
+    @staticmethod
+    def _database_error(exc: DBAPIError, committing: bool) -> CrmkitError | None:
+        """The crmkit error for a database error that ended a transaction (None: a bug)."""
+        if committing and exc.connection_invalidated:
+            # The COMMIT was sent and its answer lost: the server may have applied it.
+            return StorageError(
+                f"the database connection was lost while committing ({exc.orig}); the "
+                "change may or may not have been written: check before retrying"
+            )
+        if isinstance(exc, IntegrityError):
+            return Conflict(f"the change violates a database constraint: {exc.orig}")
+        if isinstance(exc, OperationalError):
+            return StorageError(f"the database failed ({exc.orig}); nothing was written")
+        if exc.connection_invalidated:
+            return StorageError(
+                f"the database connection was lost ({exc.orig}); nothing was written"
+            )
+        return None
 
     def dispatch_inline(self, ids: list[int]) -> None:
         """Deliver just-committed events now; failures stay in the outbox for retries."""

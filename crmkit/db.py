@@ -7,6 +7,7 @@ convention gives every constraint a stable name, which Alembic needs to alter it
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Numeric,
     create_engine,
     event,
 )
@@ -25,7 +27,16 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "BigId", "Json", "UTCDateTime", "make_engine", "utcnow"]
+__all__ = [
+    "MYSQL_TABLE_OPTIONS",
+    "Base",
+    "BigId",
+    "Json",
+    "Money",
+    "UTCDateTime",
+    "make_engine",
+    "utcnow",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -33,6 +44,16 @@ NAMING_CONVENTION = {
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
+}
+
+#: Table options for MariaDB, on every kernel table (plugins: pass them to
+#: ``op.create_table`` and put them last in ``__table_args__``). A table otherwise takes the
+#: database's defaults: latin1 cannot store an emoji, and MariaDB's default collations ignore
+#: case and trailing spaces, which makes "BP-1", "bp-1" and "BP-1 " one external id, unlike
+#: on PostgreSQL and SQLite. utf8mb4_nopad_bin compares text exactly, as they do.
+MYSQL_TABLE_OPTIONS: dict[str, str] = {
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_nopad_bin",
 }
 
 #: 64-bit identifiers; SQLite only auto-increments an ``INTEGER PRIMARY KEY``.
@@ -75,7 +96,53 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if isinstance(value, str):  # SQLite through raw SQL
             value = dt.datetime.fromisoformat(value)
-        return value.replace(tzinfo=dt.UTC)
+        aware: dt.datetime = value.replace(tzinfo=dt.UTC)
+        return aware
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount of money: ``NUMERIC(18, 4)``, returned as :class:`~decimal.Decimal`.
+
+    SQLite has no decimal type: a NUMERIC column there stores a REAL, which loses cents on
+    large amounts (12345678901234.5678 comes back as ...5684). On SQLite the amount is
+    stored as an integer count of ten-thousandths instead, which is exact and keeps
+    ordering, comparisons, ``SUM()``, ``MIN()`` and ``MAX()`` right in SQL (they return the
+    column's type). Other aggregates must say so: ``func.avg(Interaction.amount,
+    type_=Money)``, or they return the stored integer on SQLite.
+    """
+
+    impl = Numeric(18, 4)
+    cache_ok = True
+
+    #: Decimal places kept; the integer on SQLite counts units of ``10 ** -SCALE``.
+    SCALE = 4
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(18, self.SCALE))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            raise TypeError(f"money must be a Decimal, never a float: {value!r}")
+        amount = Decimal(value)
+        if dialect.name != "sqlite":
+            return amount
+        scaled = amount.scaleb(self.SCALE)
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{amount} has more than {self.SCALE} decimal places")
+        return int(scaled)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            # An integer from the column; a REAL from an aggregate such as AVG().
+            exact = Decimal(value) if isinstance(value, int) else Decimal(str(value))
+            return exact.scaleb(-self.SCALE)
+        return Decimal(value)
 
 
 class Base(DeclarativeBase):
@@ -92,7 +159,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # LIKE is case-sensitive on PostgreSQL and on MariaDB with the kernel's binary collation;
+    # SQLite folds ASCII case unless told otherwise. Case-insensitive searches lower() both
+    # sides explicitly, so every backend gives the same answer.
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _sqlite_functions(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # SQLite's built-in lower() folds ASCII only, so a case-insensitive search for "müller"
+    # would miss "MÜLLER" there while PostgreSQL and MariaDB find it. Python's str.lower
+    # gives SQLite the same Unicode case folding as the other backends.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -102,6 +184,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "sqlite":
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_functions)
         # pysqlite defers BEGIN to the first write, so two transactions can both read and
         # then fail to upgrade their locks. Emit BEGIN IMMEDIATE ourselves (the recipe in
         # SQLAlchemy's SQLite docs): writers queue on the busy timeout, readers in WAL

@@ -18,10 +18,10 @@ import logging
 import random
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from crmkit.db import utcnow
 from crmkit.errors import CrmkitError, NotFound
@@ -73,7 +73,7 @@ class Dispatcher:
 
     def backoff(self, attempts: int) -> float:
         """Seconds before retry number ``attempts + 1``: exponential, capped, jittered."""
-        base = self.settings.backoff_seconds * (2 ** (attempts - 1))
+        base = self.settings.backoff_seconds * 2.0 ** (attempts - 1)
         return min(self.settings.max_backoff_seconds, base) * random.uniform(0.5, 1.0)
 
     def claim(self, limit: int, ids: Sequence[int] | None = None) -> list[OutboxEvent]:
@@ -121,22 +121,43 @@ class Dispatcher:
         return "; ".join(errors)[:4000] if errors else None
 
     def record(self, row: OutboxEvent, error: str | None, result: DispatchResult) -> None:
+        """Store the outcome of delivering ``row`` (claimed by this worker) and count it.
+
+        The attempt number the claim wrote is the lease's fencing token: when the lease ran
+        out and another worker claimed the event again (or an operator retried it), the
+        event is no longer this worker's to update, and its late outcome is dropped.
+        """
         now = utcnow()
         values: dict[str, Any] = {"delivered_to": row.delivered_to, "last_error": error}
         if error is None:
             values.update(status="delivered", delivered_at=now)
-            result.delivered += 1
+            outcome = "delivered"
         elif row.attempts >= self.settings.max_attempts:
             values.update(status="dead")
-            result.dead += 1
-            log.error("event %s (%s) is dead after %s attempts", row.id, row.name, row.attempts)
+            outcome = "dead"
         else:
             values.update(next_attempt_at=now + dt.timedelta(seconds=self.backoff(row.attempts)))
-            result.retrying += 1
+            outcome = "retrying"
         with self.crm.session() as session, session.begin():
-            session.execute(update(OutboxEvent).where(OutboxEvent.id == row.id).values(**values))
+            updated = cast(CursorResult[Any], session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == row.id, OutboxEvent.status == "pending",
+                       OutboxEvent.attempts == row.attempts)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )).rowcount
+        if not updated:
+            log.warning("event %s (%s): the lease of attempt %s ran out before delivery "
+                        "ended; the outcome (%s) is dropped", row.id, row.name, row.attempts,
+                        error or "delivered")
+            return
+        setattr(result, outcome, getattr(result, outcome) + 1)
+        if outcome == "dead":
+            log.error("event %s (%s) is dead after %s attempts", row.id, row.name, row.attempts)
 
-    def run_once(self, limit: int | None = None, ids: Sequence[int] | None = None) -> DispatchResult:
+    def run_once(
+        self, limit: int | None = None, ids: Sequence[int] | None = None
+    ) -> DispatchResult:
         """Claim and deliver one batch of due events."""
         result = DispatchResult()
         for row in self.claim(limit or self.settings.batch_size, ids):
@@ -169,5 +190,5 @@ class Dispatcher:
                 if missing := sorted(set(ids) - found):
                     raise NotFound(f"no event with id {', '.join(map(str, missing))}")
                 query = query.where(OutboxEvent.id.in_(ids), OutboxEvent.status != "delivered")
-            count: int = session.execute(query).rowcount
+            count: int = cast(CursorResult[Any], session.execute(query)).rowcount
         return count

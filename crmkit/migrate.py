@@ -11,14 +11,14 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import attrs
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, Table, inspect, select
 
 from crmkit.db import utcnow
 from crmkit.errors import PluginError
@@ -62,6 +62,8 @@ def branches(crm: Crm) -> dict[str, Path]:
 def alembic_config(crm: Crm, connection: Connection | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    # path_separator is Alembic >= 1.16's name; older versions read version_path_separator.
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_path_separator", "os")
     cfg.set_main_option(
         "version_locations", os.pathsep.join(str(p) for p in branches(crm).values())
@@ -70,29 +72,23 @@ def alembic_config(crm: Crm, connection: Connection | None = None) -> AlembicCon
     return cfg
 
 
-def _branch_revisions(script: ScriptDirectory, branch: str) -> set[str]:
-    return {
-        rev.revision
-        for rev in script.walk_revisions()
-        if branch in rev.branch_labels
-    }
-
-
 def status(crm: Crm) -> list[BranchStatus]:
     """Each branch's revision in the database beside its head."""
     script = ScriptDirectory.from_config(alembic_config(crm))
     with crm.engine.connect() as conn:
-        current = set(
-            MigrationContext.configure(
-                conn, opts={"version_table": VERSION_TABLE}
-            ).get_current_heads()
-        )
+        heads = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE}
+        ).get_current_heads()
+    # The version table holds only the heads of the whole graph: once a plugin revision
+    # that depends on the kernel's is applied, Alembic deletes the kernel's row. Every
+    # branch's current revision is among the heads *and their ancestors*, dependencies
+    # included, which is what `alembic current` shows too.
+    applied = [rev for rev in script.get_all_current(tuple(heads)) if rev is not None]
     result = []
     for branch in branches(crm):
-        revisions = _branch_revisions(script, branch)
-        heads = script.get_revisions(f"{branch}@head")
-        head = heads[0].revision if heads and heads[0] is not None else ""
-        mine = sorted(current & revisions)
+        tips = script.get_revisions(f"{branch}@head")
+        head = tips[0].revision if tips and tips[0] is not None else ""
+        mine = sorted(rev.revision for rev in applied if branch in rev.branch_labels)
         result.append(BranchStatus(branch, mine[0] if mine else None, head))
     return result
 
@@ -116,7 +112,7 @@ def upgrade(crm: Crm, progress: Callable[[str], None] | None = None) -> list[Bra
 
 
 def _record_plugin(conn: Connection, name: str, version: str) -> None:
-    table = PluginState.__table__
+    table = cast(Table, PluginState.__table__)
     row = conn.execute(select(table.c.version).where(table.c.name == name)).first()
     if row is None:
         conn.execute(table.insert().values(name=name, version=version, installed_at=utcnow(),

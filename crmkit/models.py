@@ -11,14 +11,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crmkit.db import Base, BigId, Json, UTCDateTime, utcnow
+from crmkit.db import MYSQL_TABLE_OPTIONS, Base, BigId, Json, Money, UTCDateTime, utcnow
 
 __all__ = [
     "AuditEntry",
@@ -64,6 +63,7 @@ class Customer(Base):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         CheckConstraint("kind IN ('person', 'organization')", name="kind"),
+        MYSQL_TABLE_OPTIONS,
     )
 
     @property
@@ -100,7 +100,7 @@ class CustomerTag(Base):
     )
     tag: Mapped[str] = mapped_column(String(100), primary_key=True)
 
-    __table_args__ = (Index("ix_customer_tag_tag", "tag"),)
+    __table_args__ = (Index("ix_customer_tag_tag", "tag"), MYSQL_TABLE_OPTIONS)
 
 
 class Contact(Base):
@@ -117,6 +117,8 @@ class Contact(Base):
     role: Mapped[str] = mapped_column(String(100), default="contact")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
 
 class Interaction(Base):
     """One entry on a customer's timeline: a call, an e-mail, a visit, a purchase..."""
@@ -132,7 +134,7 @@ class Interaction(Base):
     summary: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     actor: Mapped[str | None] = mapped_column(String(200))
-    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -141,6 +143,7 @@ class Interaction(Base):
         Index("ix_interaction_timeline", "customer_id", "occurred_at", "id"),
         Index("ix_interaction_kind_occurred_at", "kind", "occurred_at"),
         CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
+        MYSQL_TABLE_OPTIONS,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,6 +178,7 @@ class ExternalRef(Base):
     __table_args__ = (
         UniqueConstraint("system", "external_id"),
         Index("ix_external_ref_customer_id", "customer_id"),
+        MYSQL_TABLE_OPTIONS,
     )
 
 
@@ -191,7 +195,8 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(20))
     changes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
 
-    __table_args__ = (Index("ix_audit_entry_entity", "entity", "entity_id", "id"),)
+    __table_args__ = (Index("ix_audit_entry_entity", "entity", "entity_id", "id"),
+                      MYSQL_TABLE_OPTIONS)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -226,6 +231,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         Index("ix_outbox_event_due", "status", "next_attempt_at", "id"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+        MYSQL_TABLE_OPTIONS,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,3 +259,5 @@ class PluginState(Base):
     version: Mapped[str] = mapped_column(String(40))
     installed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     upgraded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)

@@ -80,14 +80,18 @@ def describe(error: JsonSchemaError) -> str:
     """A short message for one schema error, without echoing huge values."""
     v, expected, value = error.validator, error.validator_value, error.instance
     if v == "required":
+        # jsonschema reports each missing property as its own error ("'kind' is a required
+        # property"); name just that one, or every missing one if the wording ever changes.
         missing = [name for name in expected if name not in value]
-        return f"missing required field {', '.join(map(repr, missing))}"
+        mine = [name for name in missing if error.message.startswith(repr(name))]
+        return f"missing required field {', '.join(map(repr, mine[:1] or missing))}"
     if v == "additionalProperties":
         extra = sorted(set(value) - set(error.schema.get("properties", {})))
         return f"unknown field {', '.join(map(repr, extra))}"
     if v == "type":
         types = expected if isinstance(expected, list) else [expected]
-        return f"must be of type {' or '.join(types)}, got {type(value).__name__} {short_repr(value)}"
+        got = f"{type(value).__name__} {short_repr(value)}"
+        return f"must be of type {' or '.join(types)}, got {got}"
     if v == "enum":
         return f"must be one of {', '.join(map(repr, expected))}, got {short_repr(value)}"
     if v == "maxLength":
@@ -99,15 +103,16 @@ def describe(error: JsonSchemaError) -> str:
     if v == "format":
         return f"{short_repr(value)} is not a valid {expected}"
     if v in ("maxItems", "minItems"):
-        return f"has {len(value)} items, {'at most' if v == 'maxItems' else 'at least'} {expected} allowed"
+        bound = "at most" if v == "maxItems" else "at least"
+        return f"has {len(value)} items, {bound} {expected} allowed"
     if v == "uniqueItems":
         return "must not contain duplicates"
     if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         words = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
         return f"must be {words[v]} {expected}, got {short_repr(value)}"
+    message: str = error.message
     if v == "dependentRequired":
-        return error.message
-    message = error.message
+        return message
     return message if len(message) <= 200 else message[:197] + "..."
 
 
@@ -203,7 +208,8 @@ class SchemaRegistry:
     def check_interaction(self, values: Mapping[str, Any], context: str = "interaction") -> None:
         issues = issues_of(self.interaction, values)
         channel, kind = values.get("channel"), values.get("kind")
-        if isinstance(channel, str) and channel not in self.channels and not _has(issues, "channel"):
+        unknown_channel = isinstance(channel, str) and channel not in self.channels
+        if unknown_channel and not _has(issues, "channel"):
             issues.append(Issue("channel", f"unknown channel {short_repr(channel)}; known: "
                                 f"{', '.join(sorted(self.channels))}", channel))
         if isinstance(kind, str) and not _has(issues, "kind"):

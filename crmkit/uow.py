@@ -12,13 +12,14 @@ events) commits together or not at all.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from crmkit.currencies import CURRENCIES
@@ -118,7 +119,9 @@ class CustomerRepository:
     def get(self, customer_id: int) -> Customer:
         """The customer with ``customer_id``; :class:`NotFound` if there is none."""
         if not isinstance(customer_id, int) or isinstance(customer_id, bool):
-            raise ValidationError([Issue("id", f"must be an integer, got {short_repr(customer_id)}")])
+            raise ValidationError(
+                [Issue("id", f"must be an integer, got {short_repr(customer_id)}")]
+            )
         customer = self.session.get(Customer, customer_id)
         if customer is None:
             raise NotFound(f"no customer with id {customer_id}")
@@ -156,7 +159,7 @@ class CustomerRepository:
         """
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationError([Issue("limit", f"must be between 1 and {MAX_PAGE}", limit)])
-        query: Select[tuple[Customer]] = select(Customer).order_by(Customer.id).limit(limit + 1)
+        query = select(Customer).order_by(Customer.id).limit(limit + 1)
         if name:
             query = query.where(
                 func.lower(Customer.name).contains(name.lower()[:500], autoescape=True)
@@ -182,7 +185,7 @@ class CustomerRepository:
         query = select(ExternalRef).where(ExternalRef.customer_id == customer.id)
         return {ref.system: ref.external_id for ref in self.session.scalars(query)}
 
-    def contacts(self, organization: Customer) -> list[tuple[Customer, str]]:
+    def contacts(self, organization: Customer) -> builtins.list[tuple[Customer, str]]:
         """The persons linked to ``organization``, with their roles."""
         query = (
             select(Customer, Contact.role)
@@ -209,23 +212,35 @@ class CustomerRepository:
         attributes: Mapping[str, Any] | None = None,
         external_refs: Mapping[str, str] | None = None,
     ) -> Customer:
-        """Create a customer; validated, audited, announced as ``customer.created``."""
+        """Create a customer; validated, audited, announced as ``customer.created``.
+
+        Everything is checked before the first row is written, so a refused customer (an
+        invalid field, an external reference that belongs to someone else) leaves nothing
+        behind even when the caller catches the error and goes on with the transaction.
+        """
         values = _normalize({
-            "kind": kind, "name": name, "roles": list(roles), "status": status,
-            "email": email, "phone": phone, "addresses": [dict(a) for a in addresses],
-            "owner": owner, "tags": list(tags), "attributes": dict(attributes or {}),
+            "kind": kind, "name": name, "roles": roles, "status": status,
+            "email": email, "phone": phone, "addresses": addresses,
+            "owner": owner, "tags": tags, "attributes": {} if attributes is None else attributes,
         })
         self.tx.crm.host.before_customer_save(tx=self.tx, values=values, customer=None)
         self.tx.crm.schemas.check_customer(values)
+        refs = {} if external_refs is None else external_refs
+        if not isinstance(refs, Mapping):
+            raise ValidationError([Issue("external_refs", "must be a mapping of system to "
+                                         f"external id, got {type(refs).__name__}")])
+        for system, external_id in refs.items():
+            self._check_external_ref(system, external_id)
         now = utcnow()
         customer = Customer(created_at=now, updated_at=now)
         _apply(customer, values)
         self.session.add(customer)
         self.session.flush()
-        for system, external_id in (external_refs or {}).items():
-            self.add_external_ref(customer, system, external_id)
+        for system, external_id in refs.items():
+            self._link(customer, system, external_id)
         self.tx.audit("customer", customer.id, "create", {"after": values})
-        self.tx.emit("customer.created", {"customer_id": customer.id, "customer": customer.to_dict()})
+        self.tx.emit("customer.created",
+                     {"customer_id": customer.id, "customer": customer.to_dict()})
         self.tx.crm.host.customer_created(tx=self.tx, customer=customer)
         return customer
 
@@ -238,6 +253,13 @@ class CustomerRepository:
         update raises :class:`Conflict` and changes nothing (optimistic locking). A
         concurrent transaction that commits first also makes this one raise ``Conflict``.
         """
+        if not isinstance(customer, int) and customer not in self.session:
+            # A customer read in an earlier transaction: changing that detached copy would
+            # write nothing. Load the stored one; the version the caller read is the one
+            # they expect.
+            if expected_version is None:
+                expected_version = customer.version
+            customer = customer.id
         if isinstance(customer, int):
             customer = self.get(customer)
         unknown = sorted(set(changes) - set(CUSTOMER_FIELDS))
@@ -276,9 +298,23 @@ class CustomerRepository:
 
     def add_external_ref(self, customer: Customer, system: str, external_id: str) -> ExternalRef:
         """Link ``customer`` to ``external_id`` in ``system`` (unique per system)."""
+        self._check_external_ref(system, external_id)
+        return self._link(customer, system, external_id)
+
+    def _link(self, customer: Customer, system: str, external_id: str) -> ExternalRef:
+        ref = ExternalRef(system=system, external_id=external_id, customer_id=customer.id)
+        self.session.add(ref)
+        self.session.flush()
+        self.tx.audit("customer", customer.id, "link",
+                      {"after": {"external_ref": {"system": system, "external_id": external_id}}})
+        return ref
+
+    def _check_external_ref(self, system: Any, external_id: Any) -> None:
+        """Raise unless ``(system, external_id)`` is well-formed and still free."""
         issues = []
         if not isinstance(system, str) or not 1 <= len(system) <= 60:
-            issues.append(Issue("system", "must be a string of 1 to 60 characters", system))
+            issues.append(Issue("system", "must be a string of 1 to 60 characters",
+                                short_repr(system)))
         if not isinstance(external_id, str) or not 1 <= len(external_id) <= 200:
             issues.append(Issue("external_id", "must be a string of 1 to 200 characters",
                                 short_repr(external_id)))
@@ -289,12 +325,6 @@ class CustomerRepository:
             raise Conflict(
                 f"{system} id {external_id!r} already belongs to customer {existing.id}"
             )
-        ref = ExternalRef(system=system, external_id=external_id, customer_id=customer.id)
-        self.session.add(ref)
-        self.session.flush()
-        self.tx.audit("customer", customer.id, "link",
-                      {"after": {"external_ref": {"system": system, "external_id": external_id}}})
-        return ref
 
     def add_contact(self, organization: Customer, person: Customer, role: str = "contact") -> None:
         """Link ``person`` to ``organization`` with ``role``."""
@@ -317,8 +347,7 @@ class CustomerRepository:
 
     def export_data(self, customer: Customer | int) -> dict[str, Any]:
         """Everything every plugin holds about the customer, by plugin name."""
-        if isinstance(customer, int):
-            customer = self.get(customer)
+        customer = self.get(customer if isinstance(customer, int) else customer.id)
         return dict(self.tx.crm.host.export_customer_data(tx=self.tx, customer=customer))
 
 
@@ -337,9 +366,22 @@ def _normalize(values: dict[str, Any]) -> dict[str, Any]:
             values[key] = value
     if isinstance(values.get("email"), str):
         values["email"] = values["email"].lower()
+    # Copy sequences into lists and mappings into dicts, but leave any other type alone: a
+    # string is not a list of tags (list("vip") would be three tags), [] is not an empty
+    # attributes object. The schema then names the field with the wrong type.
     for key in ("roles", "tags", "addresses"):
-        if isinstance(values.get(key), tuple):
+        if isinstance(values.get(key), (list, tuple)):
             values[key] = list(values[key])
+    if isinstance(values.get("addresses"), list):
+        values["addresses"] = [dict(a) if isinstance(a, Mapping) else a
+                               for a in values["addresses"]]
+    if isinstance(values.get("attributes"), Mapping):
+        values["attributes"] = dict(values["attributes"])
+    # Tags are a set, stored one row each and read back in order: keep them sorted so that
+    # the same tags in another order are not a change.
+    tags = values.get("tags")
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        values["tags"] = sorted(tags)
     return values
 
 
@@ -352,7 +394,9 @@ def _values_of(customer: Customer) -> dict[str, Any]:
     }
 
 
-def _apply(customer: Customer, values: Mapping[str, Any], only: Iterable[str] | None = None) -> None:
+def _apply(
+    customer: Customer, values: Mapping[str, Any], only: Iterable[str] | None = None
+) -> None:
     for key in only if only is not None else CUSTOMER_FIELDS:
         if key == "tags":
             customer.tag_rows = [CustomerTag(tag=tag) for tag in values["tags"]]
@@ -402,8 +446,7 @@ class InteractionRepository:
             record["occurred_at"] = when.isoformat()
         if amount is not None:
             record["amount"] = _amount_text(amount)
-            record["currency"] = currency
-        elif currency is not None:
+        if currency is not None:  # absent, not null, so that an amount requires a currency
             record["currency"] = currency
         context = f"interaction for customer {customer.id}"
         self.tx.crm.schemas.check_interaction(record, context=context)

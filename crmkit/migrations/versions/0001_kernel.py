@@ -13,12 +13,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from crmkit.db import BigId, Json, UTCDateTime
+from crmkit.db import BigId, Json, Money, UTCDateTime
 
 revision: str = "0001_kernel"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("crmkit",)
 depends_on: str | Sequence[str] | None = None
+
+#: MariaDB: exact, Unicode text whatever the database's defaults (see crmkit.db).
+TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_nopad_bin"}
 
 
 def upgrade() -> None:
@@ -32,6 +35,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=20), nullable=False),
         sa.Column("changes", Json, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entry")),
+        **TABLE_OPTIONS,
     )
     op.create_index("ix_audit_entry_entity", "audit_entry", ["entity", "entity_id", "id"])
 
@@ -52,6 +56,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.CheckConstraint("kind IN ('person', 'organization')", name=op.f("ck_customer_kind")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customer")),
+        **TABLE_OPTIONS,
     )
     op.create_index(op.f("ix_customer_email"), "customer", ["email"])
     op.create_index(op.f("ix_customer_name"), "customer", ["name"])
@@ -73,6 +78,7 @@ def upgrade() -> None:
             "status IN ('pending', 'delivered', 'dead')", name=op.f("ck_outbox_event_status")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_event")),
+        **TABLE_OPTIONS,
     )
     op.create_index("ix_outbox_event_due", "outbox_event", ["status", "next_attempt_at", "id"])
 
@@ -83,6 +89,7 @@ def upgrade() -> None:
         sa.Column("installed_at", UTCDateTime(), nullable=False),
         sa.Column("upgraded_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_plugin_state")),
+        **TABLE_OPTIONS,
     )
     op.create_table(
         "customer_contact",
@@ -103,6 +110,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("organization_id", "person_id", name=op.f("pk_customer_contact")),
+        **TABLE_OPTIONS,
     )
     op.create_table(
         "customer_tag",
@@ -115,6 +123,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("customer_id", "tag", name=op.f("pk_customer_tag")),
+        **TABLE_OPTIONS,
     )
     op.create_index("ix_customer_tag_tag", "customer_tag", ["tag"])
 
@@ -136,6 +145,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "system", "external_id", name=op.f("uq_external_ref_system_external_id")
         ),
+        **TABLE_OPTIONS,
     )
     op.create_index("ix_external_ref_customer_id", "external_ref", ["customer_id"])
 
@@ -150,7 +160,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("payload", Json, nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=True),
-        sa.Column("amount", sa.Numeric(precision=18, scale=4), nullable=True),
+        sa.Column("amount", Money(), nullable=True),
         sa.Column("currency", sa.String(length=3), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.CheckConstraint(
@@ -163,6 +173,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_interaction")),
+        **TABLE_OPTIONS,
     )
     op.create_index("ix_interaction_kind_occurred_at", "interaction", ["kind", "occurred_at"])
     op.create_index("ix_interaction_timeline", "interaction", ["customer_id", "occurred_at", "id"])
