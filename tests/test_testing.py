@@ -257,3 +257,25 @@ def test_test_module_basenames_are_unique_across_all_testpaths():
                 assert module.name not in seen, f"{module} and {seen[module.name]}"
                 seen[module.name] = module
     assert "test_loyalty_points.py" in seen
+
+
+def test_session_databases_of_dead_sessions_are_dropped(crmkit_database_url):
+    from crmkit.testing.database import (
+        backend_name,
+        create_session_database,
+        drop_session_database,
+        drop_stale_session_databases,
+    )
+
+    backend = backend_name(crmkit_database_url)
+    if backend == "sqlite":  # a file per test: nothing to leave behind
+        assert drop_stale_session_databases(crmkit_database_url) == []
+        return
+    configured = next(u for u in database_urls() if u != "sqlite" and backend_name(u) == backend)
+    dead = create_session_database(configured, "s4999999_abc123")  # beyond any pid_max
+    try:
+        dropped = drop_stale_session_databases(configured)
+        assert dead.rsplit("/", 1)[1].split("?")[0] in dropped
+        assert crmkit_database_url.rsplit("/", 1)[1].split("?")[0] not in dropped  # alive
+    finally:
+        drop_session_database(configured, dead)

@@ -45,6 +45,7 @@ from crmkit.testing.database import (
     create_session_database,
     database_urls,
     drop_session_database,
+    drop_stale_session_databases,
     empty_tables,
     make_config,
     migrate_kernel,
@@ -94,6 +95,7 @@ def _server_database(url: str, root: Path, migrated: dict[str, Any]) -> tuple[st
     """This session's database beside ``url`` and its baseline, migrated on first use."""
     session_urls: dict[str, str] = migrated.setdefault("session_urls", {})
     if url not in session_urls:
+        drop_stale_session_databases(url)
         session_urls[url] = create_session_database(url, f"s{os.getpid()}_{secrets.token_hex(3)}")
     session_url = session_urls[url]
     if url not in migrated:

@@ -10,6 +10,7 @@ forgotten, and every kernel table is emptied.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "create_session_database",
     "database_urls",
     "drop_session_database",
+    "drop_stale_session_databases",
     "empty_tables",
     "make_config",
     "migrate_kernel",
@@ -218,3 +220,46 @@ def drop_session_database(url: str, session_url: str) -> None:
                 conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
     finally:
         engine.dispose()
+
+
+_LOCAL_HOSTS = frozenset({None, "", "127.0.0.1", "localhost", "::1"})
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def drop_stale_session_databases(url: str) -> list[str]:
+    """Drop session databases beside ``url`` whose test process no longer runs.
+
+    A session that was killed cannot drop its database. Only servers on this machine are
+    cleaned, where the process id in the name (``<name>_s<pid>_<random>``) means something.
+    """
+    parsed = make_url(url)
+    if os.environ.get(ISOLATE_VARIABLE, "1") == "0" or parsed.host not in _LOCAL_HOSTS:
+        return []
+    pattern = re.compile(rf"{re.escape(parsed.database or '')}_s(\d+)_[0-9a-f]{{6}}")
+    backend = backend_name(url)
+    listing = {"postgresql": "SELECT datname FROM pg_database", "mariadb": "SHOW DATABASES"}
+    if backend not in listing:
+        return []
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            names = list(conn.execute(text(listing[backend])).scalars())
+    except DBAPIError:
+        return []
+    finally:
+        engine.dispose()
+    stale = [name for name in names
+             if (m := pattern.fullmatch(name)) and not _process_alive(int(m.group(1)))]
+    for name in stale:
+        session_url = parsed.set(database=name).render_as_string(hide_password=False)
+        drop_session_database(url, session_url)
+    return stale
