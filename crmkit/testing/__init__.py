@@ -248,7 +248,8 @@ def crmkit_recorder(
 
     Hook calls are recorded through pluggy's ``add_hookcall_monitoring``; lifecycle hooks
     are recorded even when no plugin implements them. ``events()`` reads the outbox of the
-    test database, so it also sees what ``crmkit_cli`` runs committed.
+    test database, so it also sees what ``crmkit_cli`` runs committed; the hook calls made
+    inside a ``crmkit_cli`` run are not recorded (the admin tool builds its own deployment).
     """
     recorder = HookRecorder(crmkit_database_url)
     for crm in crm_factory.built:
