@@ -60,6 +60,13 @@ def test_generates_a_complete_package(tmp_path):
     assert "{{" not in "".join((target / f).read_text() for f in EXPECTED_FILES)
 
 
+def test_missing_parent_directories_are_created(tmp_path):
+    target = tmp_path / "vendor" / "plugins" / "crmkit-acme"
+    assert new("acme", "--dir", str(target)).exit_code == 0
+    assert files_under(target) == EXPECTED_FILES
+    assert [p.name for p in target.parent.iterdir()] == ["crmkit-acme"]  # no staging left
+
+
 def test_the_default_directory_is_crmkit_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert new("shop_sync").exit_code == 0

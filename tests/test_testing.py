@@ -279,3 +279,10 @@ def test_session_databases_of_dead_sessions_are_dropped(crmkit_database_url):
         assert crmkit_database_url.rsplit("/", 1)[1].split("?")[0] not in dropped  # alive
     finally:
         drop_session_database(configured, dead)
+
+
+def test_installing_a_name_again_replaces_it(crmkit_plugins):
+    first, second = Greeter(), Greeter()
+    crmkit_plugins.install("twice", first)
+    crmkit_plugins.install("twice", second)
+    assert discover()["twice"].load() is second

@@ -48,6 +48,7 @@ class PluginRegistry:
         self._plugins: dict[str, object] = {}
         self._site: Path | None = None
         self._module: types.ModuleType | None = None
+        self._entries: dict[str, dict[str, str]] = {}
 
     # -- what the test registered ---------------------------------------------------------
 
@@ -140,10 +141,11 @@ class PluginRegistry:
             f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requirements}",
             encoding="utf-8",
         )
-        entry_points = info / "entry_points.txt"
-        lines = entry_points.read_text(encoding="utf-8") if entry_points.exists() \
-            else f"[{ENTRY_POINT_GROUP}]\n"
-        entry_points.write_text(f"{lines}{name} = {reference}\n", encoding="utf-8")
+        entries = self._entries.setdefault(dist, {})
+        entries[name] = reference  # installing a name again replaces it
+        lines = "".join(f"{n} = {r}\n" for n, r in entries.items())
+        (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}",
+                                               encoding="utf-8")
 
     def _site_dir(self) -> Path:
         if self._site is None:
