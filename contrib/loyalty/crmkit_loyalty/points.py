@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from crmkit.db import utcnow
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from crmkit_loyalty.models import LoyaltyAccount
@@ -46,13 +46,13 @@ def award(tx: Transaction, interaction: Interaction, settings: Settings) -> int:
         return 0
     session = tx.session
     customer_id = interaction.customer_id
-    changed = session.execute(
+    changed = cast("CursorResult[Any]", session.execute(
         update(LoyaltyAccount)
         .where(LoyaltyAccount.customer_id == customer_id)
         .values(points=LoyaltyAccount.points + earned, updated_at=utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
+    ))
+    if not changed.rowcount:
         session.add(LoyaltyAccount(customer_id=customer_id, points=earned))
         session.flush()
     total = balance(session, customer_id)
