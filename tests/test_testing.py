@@ -232,9 +232,10 @@ def test_the_cli_ignores_the_callers_crmkit_environment(crmkit_cli, monkeypatch,
     assert not (tmp_path / "elsewhere.db").exists()
 
 
-def test_cli_events_are_recorded(crmkit_cli, crmkit_recorder):
+def test_cli_runs_are_recorded(crmkit_cli, crmkit_recorder):
     crmkit_cli.ok("customers", "add", "--kind", "person", "--name", "Ada")
     assert crmkit_recorder.event("customer.created").payload["customer"]["name"] == "Ada"
+    assert crmkit_recorder.call("customer_created").customer.name == "Ada"
 
 
 def test_ok_and_fails_describe_what_went_wrong(crmkit_cli):

@@ -192,9 +192,13 @@ class CrmFactory:
         self.built.append(crm)
         if migrate and len(branches(crm)) > 1:  # the kernel's branch is always at head
             upgrade(crm)
+        self.notify(crm)
+        return crm
+
+    def notify(self, crm: Crm) -> None:
+        """Hand ``crm``, built elsewhere in the test (a CLI run), to the listeners."""
         for listener in self._listeners:
             listener(crm)
-        return crm
 
     def on_build(self, listener: Callable[[Crm], None]) -> None:
         """Call ``listener`` with every deployment built from now on."""
@@ -248,8 +252,8 @@ def crmkit_recorder(
 
     Hook calls are recorded through pluggy's ``add_hookcall_monitoring``; lifecycle hooks
     are recorded even when no plugin implements them. ``events()`` reads the outbox of the
-    test database, so it also sees what ``crmkit_cli`` runs committed; the hook calls made
-    inside a ``crmkit_cli`` run are not recorded (the admin tool builds its own deployment).
+    test database, so it also sees what ``crmkit_cli`` runs committed; the hook calls of
+    ``crmkit_cli`` runs are recorded too.
     """
     recorder = HookRecorder(crmkit_database_url)
     for crm in crm_factory.built:
@@ -286,4 +290,5 @@ def crmkit_cli(
             with contextlib.suppress(CrmkitError):
                 crm_factory(config={k: v for k, v in config.items() if k != "plugins"})
 
-    return CrmkitCli(crmkit_database_url, tmp_path / "cli", crmkit_plugins, prepare)
+    return CrmkitCli(crmkit_database_url, tmp_path / "cli", crmkit_plugins, prepare,
+                     observe=crm_factory.notify)

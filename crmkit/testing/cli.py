@@ -11,10 +11,33 @@ import tomlkit
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import make_url
 
+from crmkit.app import Crm
+from crmkit.cli.context import CliContext
 from crmkit.config import CONFIG_FILENAME
 from crmkit.testing.plugins import PluginRegistry
 
 __all__ = ["CrmkitCli"]
+
+
+class ObservedCliContext(CliContext):
+    """The admin tool's context, handing the deployment it builds to ``observe``.
+
+    Passed to the run as click's ``obj``; the ``crmkit`` group keeps a context it is
+    given, so the run uses this one (and the hook recorder sees its hook calls).
+    """
+
+    def __init__(self, config_path: str, observe: Callable[[Crm], None]) -> None:
+        super().__init__(config_path)
+        self._observe = observe
+        self._observed: Crm | None = None
+
+    @property
+    def crm(self) -> Crm:
+        crm = super().crm
+        if crm is not self._observed:
+            self._observed = crm
+            self._observe(crm)
+        return crm
 
 
 class CrmkitCli:
@@ -29,6 +52,7 @@ class CrmkitCli:
     def __init__(
         self, database_url: str, directory: Path, plugins: PluginRegistry,
         prepare: Callable[[Mapping[str, Any]], None],
+        observe: Callable[[Crm], None] = lambda crm: None,
     ) -> None:
         self.database_url = database_url
         self.path = directory / CONFIG_FILENAME
@@ -36,6 +60,7 @@ class CrmkitCli:
         self.config: dict[str, Any] = {}
         self._plugins = plugins
         self._prepare = prepare
+        self._observe = observe
         self.runner = CliRunner()
 
     def write_config(self) -> Path:
@@ -72,10 +97,14 @@ class CrmkitCli:
         if make_url(self.database_url).password is not None:
             run_env["CRMKIT_DATABASE_URL"] = self.database_url
         run_env.update(env or {})
-        return self.runner.invoke(
-            cli, ["--config", str(self.path), *args], input=input, env=run_env,
-            catch_exceptions=catch_exceptions,
-        )
+        context = ObservedCliContext(str(self.path), self._observe)
+        try:
+            return self.runner.invoke(
+                cli, ["--config", str(self.path), *args], input=input, env=run_env,
+                catch_exceptions=catch_exceptions, obj=context,
+            )
+        finally:
+            context.close()
 
     def __call__(self, *args: str, **kwargs: Any) -> Result:
         """Shorthand for :meth:`invoke`."""
