@@ -118,10 +118,7 @@ class CustomerRepository:
 
     def get(self, customer_id: int) -> Customer:
         """The customer with ``customer_id``; :class:`NotFound` if there is none."""
-        if not isinstance(customer_id, int) or isinstance(customer_id, bool):
-            raise ValidationError(
-                [Issue("id", f"must be an integer, got {short_repr(customer_id)}")]
-            )
+        _check_id("id", customer_id)
         customer = self.session.get(Customer, customer_id)
         if customer is None:
             raise NotFound(f"no customer with id {customer_id}")
@@ -157,8 +154,15 @@ class CustomerRepository:
 
         ``name`` matches a case-insensitive substring; wildcards in it are literal.
         """
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError([Issue("limit", f"must be between 1 and {MAX_PAGE}", limit)])
+        _check_limit(limit)
+        issues = [Issue(key, f"must be a string, got {type(value).__name__}")
+                  for key, value in (("name", name), ("email", email), ("tag", tag),
+                                     ("status", status), ("kind", kind))
+                  if value is not None and not isinstance(value, str)]
+        if issues:
+            raise ValidationError(issues, context="customer search")
+        if after is not None:
+            _check_id("after", after)
         query = select(Customer).order_by(Customer.id).limit(limit + 1)
         if name:
             query = query.where(
@@ -351,6 +355,17 @@ class CustomerRepository:
         return dict(self.tx.crm.host.export_customer_data(tx=self.tx, customer=customer))
 
 
+def _check_id(field: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError([Issue(field, f"must be an integer, got {short_repr(value)}")])
+
+
+def _check_limit(limit: Any) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        shown = limit if isinstance(limit, int) else short_repr(limit)
+        raise ValidationError([Issue("limit", f"must be between 1 and {MAX_PAGE}", shown)])
+
+
 def _normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -412,6 +427,8 @@ class InteractionRepository:
         self.session = tx.session
 
     def get(self, interaction_id: int) -> Interaction:
+        """The interaction with ``interaction_id``; :class:`NotFound` if there is none."""
+        _check_id("id", interaction_id)
         interaction = self.session.get(Interaction, interaction_id)
         if interaction is None:
             raise NotFound(f"no interaction with id {interaction_id}")
@@ -487,8 +504,15 @@ class InteractionRepository:
         customer_id = customer if isinstance(customer, int) else customer.id
         if isinstance(customer, int):
             self.tx.customers.get(customer_id)
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError([Issue("limit", f"must be between 1 and {MAX_PAGE}", limit)])
+        _check_limit(limit)
+        if before is not None and not (
+            isinstance(before, (tuple, list)) and len(before) == 2
+            and isinstance(before[0], dt.datetime) and before[0].tzinfo is not None
+            and isinstance(before[1], int) and not isinstance(before[1], bool)
+        ):
+            raise ValidationError([Issue(
+                "before", "must be the (occurred_at, id) of the last row of the previous page, "
+                f"with a timezone-aware occurred_at; got {short_repr(before)}")])
         query = (
             select(Interaction)
             .where(Interaction.customer_id == customer_id)
@@ -558,8 +582,7 @@ class AuditLog:
         before: int | None = None,
     ) -> list[AuditEntry]:
         """Audit entries, newest first."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValidationError([Issue("limit", f"must be between 1 and {MAX_PAGE}", limit)])
+        _check_limit(limit)
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if entity:
             query = query.where(AuditEntry.entity == entity)

@@ -261,6 +261,35 @@ def test_bad_actor_for_a_transaction(seeded: Crm) -> None:
     assert row_counts(seeded) == before
 
 
+# -- reading with bad arguments ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "message"),
+    [
+        (lambda tx, cid: tx.customers.list(name=5), "name", "must be a string, got int"),
+        (lambda tx, cid: tx.customers.list(email=["a@b.c"]), "email", "must be a string, got list"),
+        (lambda tx, cid: tx.customers.list(tag=1, status=2), "status", "must be a string"),
+        (lambda tx, cid: tx.customers.list(after="7"), "after", "must be an integer, got '7'"),
+        (lambda tx, cid: tx.customers.list(limit="10"), "limit", "must be between 1 and 1000"),
+        (lambda tx, cid: tx.interactions.get("1"), "id", "must be an integer, got '1'"),
+        (lambda tx, cid: tx.interactions.timeline(cid, limit=True), "limit", "must be between"),
+        (lambda tx, cid: tx.interactions.timeline(cid, before=(NAIVE, 5)), "before",
+         "timezone-aware occurred_at"),
+        (lambda tx, cid: tx.interactions.timeline(cid, before="2026-01-01"), "before",
+         "(occurred_at, id) of the last row"),
+        (lambda tx, cid: tx.audit_log.list(limit=0), "limit", "must be between 1 and 1000"),
+    ],
+)
+def test_bad_read_arguments(seeded: Crm, call: Any, path: str, message: str) -> None:
+    with seeded.transaction() as tx:
+        customer_id = tx.customers.list().items[0].id
+        with pytest.raises(ValidationError) as info:
+            call(tx, customer_id)
+    assert path in paths(info.value)
+    assert message in str(info.value)
+
+
 # -- searching with hostile input --------------------------------------------------------------
 
 
