@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,14 +13,27 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+import attrs
+
 from crmkit import builtin
+from crmkit.actions import KERNEL_ACTIONS
 from crmkit.config import Config, load_config
 from crmkit.db import make_engine
-from crmkit.errors import Conflict, CrmkitError, Issue, StorageError, ValidationError
+from crmkit.criteria import Criteria, CriteriaField, FieldRegistry, kernel_fields
+from crmkit.errors import (
+    Conflict,
+    CrmkitError,
+    Issue,
+    PluginError,
+    StorageError,
+    ValidationError,
+)
 from crmkit.events import Dispatcher
-from crmkit.plugins import KERNEL_PLUGIN, PluginHost, discover
+from crmkit.plugins import KERNEL_PLUGIN, Contribution, PluginHost, discover
+from crmkit.rules import Action, RuleBook
 from crmkit.schemas import SchemaRegistry, compile_schema, issues_of
 from crmkit.uow import Transaction
+from crmkit.workflow import WorkflowRegistry, parse_definition
 
 __all__ = ["Crm"]
 
@@ -54,6 +67,9 @@ class Crm:
         self.host.register_all(self._load_plugins(plugins or {}, discover_plugins))
         self.schemas = self._build_schemas()
         self._plugin_configs = self._check_plugin_configs()
+        self.criteria_fields = self._build_criteria_fields()
+        self.workflows = self._build_workflows()
+        self.rules = self._build_rules()
         self.engine = engine or make_engine(config.database_url, echo=config.database_echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.dispatcher = Dispatcher(self)
@@ -92,24 +108,82 @@ class Crm:
             loaded[name] = installed[name].load()
         return loaded
 
+    def _contributions(self, hook: str, handle: Callable[[Contribution], None]) -> None:
+        """Apply each ``register(...)`` call of ``hook``; a bad one names its plugin."""
+        for c in self.host.collect(hook):
+            try:
+                handle(c)
+            except PluginError:
+                raise
+            except (CrmkitError, TypeError, KeyError, ValueError, IndexError) as exc:
+                raise PluginError(c.plugin, hook, f"register{_args(c)}: {exc}") from None
+
     def _build_schemas(self) -> SchemaRegistry:
         registry = SchemaRegistry()
-        for c in self.host.collect("register_channels"):
-            registry.add_channel(c.args[0] if c.args else c.kwargs["name"], owner=c.plugin)
-        for c in self.host.collect("register_interaction_kinds"):
-            name, *rest = c.args
-            schema = rest[0] if rest else c.kwargs.get("schema")
-            registry.add_kind(name, schema, owner=c.plugin)
-        for c in self.host.collect("register_customer_fields"):
-            name, *rest = c.args or (c.kwargs["name"],)
-            schema = rest[0] if rest else c.kwargs["schema"]
-            registry.add_customer_field(name, schema, owner=c.plugin)
+
+        def channel(c: Contribution) -> None:
+            registry.add_channel(_arg(c, 0, "name"), owner=c.plugin)
+
+        def kind(c: Contribution) -> None:
+            registry.add_kind(_arg(c, 0, "name"), _arg(c, 1, "schema", None), owner=c.plugin)
+
+        def field(c: Contribution) -> None:
+            registry.add_customer_field(_arg(c, 0, "name"), _arg(c, 1, "schema"),
+                                        owner=c.plugin)
+
+        self._contributions("register_channels", channel)
+        self._contributions("register_interaction_kinds", kind)
+        self._contributions("register_customer_fields", field)
         for name, schema in self.config.customer_fields.items():
             try:
                 registry.add_customer_field(name, schema, owner=f"config {self.config.source}")
             except ValidationError as exc:
                 raise self.config.error(f"customer_fields.{name}", str(exc)) from None
         return registry
+
+    def _build_criteria_fields(self) -> FieldRegistry:
+        fields = FieldRegistry(kernel_fields())
+        fields.add_custom_fields(self.schemas.customer_fields)
+
+        def add(c: Contribution) -> None:
+            field = _arg(c, 0, "field")
+            if not isinstance(field, CriteriaField):
+                raise TypeError("register() takes a crmkit.criteria.CriteriaField")
+            fields.add(attrs.evolve(field, owner=c.plugin))
+
+        self._contributions("register_criteria_fields", add)
+        return fields
+
+    def _build_workflows(self) -> WorkflowRegistry:
+        registry = WorkflowRegistry()
+
+        def add(c: Contribution) -> None:
+            registry.add(parse_definition(_arg(c, 0, "name"), _arg(c, 1, "definition"),
+                                          self.criteria_fields, owner=f"plugin {c.plugin}"))
+
+        self._contributions("register_workflows", add)
+        try:
+            registry.apply_config(self.config.data.get("workflows", {}), self.criteria_fields,
+                                  self.config.source)
+        except ValidationError as exc:
+            raise self.config.error("workflows", str(exc)) from None
+        return registry
+
+    def _build_rules(self) -> RuleBook:
+        book = RuleBook()
+        for action in KERNEL_ACTIONS:
+            book.add_action(action)
+
+        def add(c: Contribution) -> None:
+            book.add_action(Action(
+                name=_arg(c, 0, "name"), run=_arg(c, 1, "run"), schema=_arg(c, 2, "schema", None),
+                needs_customer=_arg(c, 3, "needs_customer", True),
+                description=_arg(c, 4, "description", ""), owner=c.plugin,
+            ))
+
+        self._contributions("register_actions", add)
+        book.load(self.config.data.get("rules", []), self.criteria_fields, self.config.source)
+        return book
 
     def _check_plugin_configs(self) -> dict[str, dict[str, Any]]:
         schemas = {c.plugin: c.args[0] if c.args else c.kwargs["schema"]
@@ -133,6 +207,10 @@ class Crm:
         return checked
 
     # -- running --------------------------------------------------------------------------
+
+    def criteria(self, document: Any, *, context: str = "criteria") -> Criteria:
+        """Compile a criteria document against this deployment's fields."""
+        return self.criteria_fields.compile(document, context=context)
 
     def plugin_config(self, name: str) -> dict[str, Any]:
         """The validated ``[plugin.<name>]`` table."""
@@ -207,3 +285,22 @@ class Crm:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_MISSING = object()
+
+
+def _arg(c: Contribution, index: int, name: str, default: Any = _MISSING) -> Any:
+    """Argument ``index`` (or keyword ``name``) of a ``register(...)`` call."""
+    if len(c.args) > index:
+        return c.args[index]
+    if name in c.kwargs:
+        return c.kwargs[name]
+    if default is _MISSING:
+        raise TypeError(f"missing argument {name!r}")
+    return default
+
+
+def _args(c: Contribution) -> str:
+    shown = [repr(a)[:40] for a in c.args] + [f"{k}={v!r}"[:40] for k, v in c.kwargs.items()]
+    return f"({', '.join(shown)})"

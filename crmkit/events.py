@@ -14,10 +14,11 @@ when the lease ends: delivery is at least once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -49,6 +50,14 @@ class Event:
     actor: str | None
     created_at: dt.datetime
     attempt: int = 1
+
+
+@attrs.frozen
+class Outcome:
+    """How delivering one event went: the errors, and the longest ``Retry-After`` asked."""
+
+    error: str | None
+    retry_after: float | None = None
 
 
 @attrs.define
@@ -99,28 +108,50 @@ class Dispatcher:
             session.expunge_all()
         return events
 
-    def deliver(self, row: OutboxEvent) -> str | None:
-        """Call every handler that has not yet handled ``row``; the first error, or None."""
+    def deliver(self, row: OutboxEvent) -> Outcome:
+        """Call every subscriber that has not yet handled ``row``: each plugin's
+        ``handle_event``, then each automation rule listening to the event."""
         event = Event(
             id=row.id, name=row.name, payload=dict(row.payload), actor=row.actor,
             created_at=row.created_at, attempt=row.attempts,
         )
         done = list(row.delivered_to or [])
         errors: list[str] = []
-        for plugin, function, argnames in self.crm.host.event_handlers():
-            if plugin in done:
+        wait: float | None = None
+        for subscriber, deliver in self.subscribers(event):
+            if subscriber in done:
                 continue
             try:
-                self.crm.host.handle_event(plugin, function, argnames, crm=self.crm, event=event)
-            except Exception as exc:  # a plugin's failure must not stop the others
-                log.warning("event %s (%s): %s", row.id, row.name, exc)
-                errors.append(str(exc) if isinstance(exc, CrmkitError) else f"{plugin}: {exc!r}")
+                deliver()
+            except Exception as exc:  # a subscriber's failure must not stop the others
+                log.warning("event %s (%s), %s: %s", row.id, row.name, subscriber, exc)
+                if isinstance(exc, CrmkitError) and exc.plugin:
+                    errors.append(str(exc))  # already names the plugin and the hook
+                elif isinstance(exc, CrmkitError):
+                    errors.append(f"{subscriber}: {exc}")
+                else:
+                    errors.append(f"{subscriber}: {exc!r}")
+                asked = getattr(exc, "retry_after", None)
+                if isinstance(asked, (int, float)):
+                    wait = max(wait or 0.0, float(asked))
             else:
-                done.append(plugin)
+                done.append(subscriber)
         row.delivered_to = done
-        return "; ".join(errors)[:4000] if errors else None
+        return Outcome("; ".join(errors)[:4000] if errors else None, wait)
 
-    def record(self, row: OutboxEvent, error: str | None, result: DispatchResult) -> None:
+    def subscribers(self, event: Event) -> list[tuple[str, Callable[[], None]]]:
+        """``(name, deliver)`` for everything that receives ``event``, in order."""
+        found: list[tuple[str, Callable[[], None]]] = []
+        for plugin, function, argnames in self.crm.host.event_handlers():
+            found.append((plugin, functools.partial(
+                self.crm.host.handle_event, plugin, function, argnames, crm=self.crm,
+                event=event)))
+        for rule in self.crm.rules.for_event(event.name):
+            found.append((rule.subscriber, functools.partial(self.crm.rules.run, self.crm, rule,
+                                                             event)))
+        return found
+
+    def record(self, row: OutboxEvent, outcome: Outcome, result: DispatchResult) -> None:
         """Store the outcome of delivering ``row`` (claimed by this worker) and count it.
 
         The attempt number the claim wrote is the lease's fencing token: when the lease ran
@@ -128,16 +159,19 @@ class Dispatcher:
         event is no longer this worker's to update, and its late outcome is dropped.
         """
         now = utcnow()
+        error = outcome.error
         values: dict[str, Any] = {"delivered_to": row.delivered_to, "last_error": error}
         if error is None:
             values.update(status="delivered", delivered_at=now)
-            outcome = "delivered"
+            state = "delivered"
         elif row.attempts >= self.settings.max_attempts:
             values.update(status="dead")
-            outcome = "dead"
+            state = "dead"
         else:
-            values.update(next_attempt_at=now + dt.timedelta(seconds=self.backoff(row.attempts)))
-            outcome = "retrying"
+            # A subscriber's Retry-After is the earliest next attempt, never earlier.
+            delay = max(self.backoff(row.attempts), outcome.retry_after or 0.0)
+            values.update(next_attempt_at=now + dt.timedelta(seconds=delay))
+            state = "retrying"
         with self.crm.session() as session, session.begin():
             updated = cast(CursorResult[Any], session.execute(
                 update(OutboxEvent)
@@ -151,8 +185,8 @@ class Dispatcher:
                         "ended; the outcome (%s) is dropped", row.id, row.name, row.attempts,
                         error or "delivered")
             return
-        setattr(result, outcome, getattr(result, outcome) + 1)
-        if outcome == "dead":
+        setattr(result, state, getattr(result, state) + 1)
+        if state == "dead":
             log.error("event %s (%s) is dead after %s attempts", row.id, row.name, row.attempts)
 
     def run_once(

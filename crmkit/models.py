@@ -28,12 +28,17 @@ __all__ = [
     "Interaction",
     "OutboxEvent",
     "PluginState",
+    "RuleExecution",
+    "WorkflowInstance",
+    "WorkflowStep",
+    "WorkflowTimer",
 ]
 
 CUSTOMER_KINDS = ("person", "organization")
 CUSTOMER_STATUSES = ("prospect", "active", "inactive", "archived")
 DIRECTIONS = ("inbound", "outbound")
 EVENT_STATUSES = ("pending", "delivered", "dead")
+TIMER_STATUSES = ("pending", "fired", "failed", "cancelled")
 
 
 class Customer(Base):
@@ -259,5 +264,121 @@ class PluginState(Base):
     version: Mapped[str] = mapped_column(String(40))
     installed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     upgraded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+
+class WorkflowInstance(Base):
+    """One run of a workflow for one subject: its current state and data."""
+
+    __tablename__ = "workflow_instance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(60))
+    #: What it runs for: ``customer`` or a plugin's record type, and that record's id.
+    subject_type: Mapped[str] = mapped_column(String(60))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    #: The customer the subject belongs to; guards are evaluated against it.
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customer.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(60))
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    state_entered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        UniqueConstraint("workflow", "subject_type", "subject_id"),
+        Index("ix_workflow_instance_customer_id", "customer_id"),
+        Index("ix_workflow_instance_state", "workflow", "state"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workflow": self.workflow,
+            "subject_type": self.subject_type,
+            "subject_id": self.subject_id,
+            "customer_id": self.customer_id,
+            "state": self.state,
+            "data": dict(self.data or {}),
+            "state_entered_at": self.state_entered_at.isoformat(),
+            "started_at": self.started_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "version": self.version,
+        }
+
+
+class WorkflowStep(Base):
+    """One entry of an instance's history: a start or a transition."""
+
+    __tablename__ = "workflow_step"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("workflow_instance.id", ondelete="CASCADE")
+    )
+    transition: Mapped[str] = mapped_column(String(60))
+    from_state: Mapped[str | None] = mapped_column(String(60))
+    to_state: Mapped[str] = mapped_column(String(60))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+    __table_args__ = (
+        Index("ix_workflow_step_instance", "instance_id", "id"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "instance_id": self.instance_id,
+            "transition": self.transition,
+            "from": self.from_state,
+            "to": self.to_state,
+            "actor": self.actor,
+            "at": self.at.isoformat(),
+            "data": dict(self.data or {}),
+        }
+
+
+class WorkflowTimer(Base):
+    """A transition armed to fire by itself at ``due_at``; fired exactly once."""
+
+    __tablename__ = "workflow_timer"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("workflow_instance.id", ondelete="CASCADE")
+    )
+    transition: Mapped[str] = mapped_column(String(60))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    fired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_workflow_timer_due", "status", "due_at"),
+        Index("ix_workflow_timer_instance", "instance_id"),
+        CheckConstraint("status IN ('pending', 'fired', 'failed', 'cancelled')", name="status"),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+
+class RuleExecution(Base):
+    """An automation rule acted on an event: a redelivery never acts twice."""
+
+    __tablename__ = "rule_execution"
+
+    rule: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (MYSQL_TABLE_OPTIONS,)

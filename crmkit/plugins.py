@@ -325,7 +325,9 @@ class PluginHost:
     def collect(self, hook: str) -> list[Contribution]:
         """Call a ``register_*`` hook once per plugin, recording what each registered."""
         found: list[Contribution] = []
-        for plugin, function, argnames in self.implementations(hook):
+        # Registration order (the kernel first): a plugin cannot take over a kernel name by
+        # registering it before the kernel does.
+        for plugin, function, argnames in reversed(self.implementations(hook)):
 
             def register(*args: Any, _plugin: str = plugin, **kwargs: Any) -> None:
                 found.append(Contribution(_plugin, args, kwargs))

@@ -35,6 +35,8 @@ from crmkit.models import (
     OutboxEvent,
 )
 
+from crmkit.workflow.engine import WorkflowRepository
+
 if TYPE_CHECKING:
     from crmkit.app import Crm
 
@@ -86,6 +88,7 @@ class Transaction:
         self.customers = CustomerRepository(self)
         self.interactions = InteractionRepository(self)
         self.audit_log = AuditLog(self)
+        self.workflows = WorkflowRepository(self)
 
     def emit(self, name: str, payload: Mapping[str, Any]) -> OutboxEvent:
         """Write a domain event to the outbox; it is delivered after this transaction commits."""

@@ -248,9 +248,10 @@ def test_worker_delivers_and_stops_on_sigterm(config_file: Path) -> None:
 
 def test_db_status_and_upgrade(run) -> None:
     status = json.loads(ok(run("db", "status", "--json")).stdout)
-    assert status == [{"branch": "crmkit", "current": "0001_kernel", "head": "0001_kernel",
-                       "state": "at head"}]
-    assert "crmkit: at 0001_kernel" in ok(run("db", "upgrade")).output
+    [kernel] = status
+    assert kernel["branch"] == "crmkit" and kernel["state"] == "at head"
+    assert kernel["current"] == kernel["head"] == "0002_workflows"
+    assert "crmkit: at 0002_workflows" in ok(run("db", "upgrade")).output
 
 
 def test_doctor_healthy(run) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select, text, update
 
 from crmkit import Crm, Event, NotFound, hookimpl
 from crmkit.db import utcnow
-from crmkit.events import DispatchResult
+from crmkit.events import DispatchResult, Outcome
 from crmkit.models import Customer, OutboxEvent
 from crmkit.testing import backend_name
 
@@ -295,7 +295,7 @@ def test_an_outcome_reported_after_the_lease_ran_out_is_dropped(crm_factory) -> 
 
     result = DispatchResult()
     claimed.delivered_to = []
-    slow.dispatcher.record(claimed, "timed out talking to the ERP", result)
+    slow.dispatcher.record(claimed, Outcome("timed out talking to the ERP"), result)
     assert result == DispatchResult()  # not counted: it was not this worker's any more
     [row] = outbox(slow)
     assert (row.status, row.attempts, row.delivered_to, row.last_error) == (

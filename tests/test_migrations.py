@@ -39,6 +39,9 @@ KERNEL_TABLES = frozenset({
 })
 WRITES = re.compile(r"^\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|RENAME)\b", re.IGNORECASE)
 
+#: The kernel branch's newest revision.
+KERNEL_HEAD = "0002_workflows"
+
 
 class ThingPlugin:
     """A plugin with its own migration branch ("testplug"), creating ``testplug_thing``."""
@@ -125,15 +128,15 @@ def schema_shape(crm: Crm) -> dict[str, list[tuple[str, str, bool]]]:
 def test_status_before_and_after_upgrade(deploy: Callable[..., Crm]) -> None:
     crm = deploy()
     [before] = status(crm)
-    assert before == BranchStatus("crmkit", None, "0001_kernel")
+    assert before == BranchStatus("crmkit", None, KERNEL_HEAD)
     assert not before.at_head
     progress: list[str] = []
     after = upgrade(crm, progress=progress.append)
     assert progress == ["crmkit"]
-    assert after == [BranchStatus("crmkit", "0001_kernel", "0001_kernel")]
+    assert after == [BranchStatus("crmkit", KERNEL_HEAD, KERNEL_HEAD)]
     assert after[0].at_head
     assert status(crm) == after
-    assert versions(crm) == {"0001_kernel"}
+    assert versions(crm) == {KERNEL_HEAD}
     assert recorded_plugins(crm) == {}  # the kernel is not a plugin
 
 
@@ -196,16 +199,17 @@ def test_upgrade_twice_changes_nothing(deploy: Callable[..., Crm]) -> None:
 def test_plugin_branch_upgrades_after_the_kernel(deploy: Callable[..., Crm]) -> None:
     crm = deploy(ThingPlugin())
     assert [(s.branch, s.current, s.head) for s in status(crm)] == [
-        ("crmkit", None, "0001_kernel"), ("testplug", None, "0002_testplug")
+        ("crmkit", None, KERNEL_HEAD), ("testplug", None, "0002_testplug")
     ]
     progress: list[str] = []
     result = upgrade(crm, progress=progress.append)
     assert progress == ["crmkit", "testplug"]
-    assert result == [BranchStatus("crmkit", "0001_kernel", "0001_kernel"),
+    assert result == [BranchStatus("crmkit", KERNEL_HEAD, KERNEL_HEAD),
                       BranchStatus("testplug", "0002_testplug", "0002_testplug")]
-    # Alembic keeps only the graph's heads: the plugin's revision depends on the kernel's,
-    # so the kernel's row is gone, yet status (above) must still see the kernel at head.
-    assert versions(crm) == {"0002_testplug"}
+    # Alembic keeps only the graph's heads: the plugin's revision depends on 0001_kernel,
+    # an ancestor of the kernel's head, so both heads stay; status (above) sees each branch
+    # at head either way.
+    assert versions(crm) == {"0002_testplug", KERNEL_HEAD}
 
     with crm.engine.connect() as conn:
         inspector = inspect(conn)
@@ -225,7 +229,7 @@ def test_a_partly_applied_plugin_branch(deploy: Callable[..., Crm]) -> None:
     upgrade(deploy())  # the kernel only
     with crm.engine.begin() as conn:
         command.upgrade(alembic_config(crm, conn), "0001_testplug")
-    assert status(crm) == [BranchStatus("crmkit", "0001_kernel", "0001_kernel"),
+    assert status(crm) == [BranchStatus("crmkit", KERNEL_HEAD, KERNEL_HEAD),
                            BranchStatus("testplug", "0001_testplug", "0002_testplug")]
     assert not status(crm)[1].at_head
     assert all(branch.at_head for branch in upgrade(crm))

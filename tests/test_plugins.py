@@ -393,6 +393,8 @@ def test_the_plugin_host_can_be_built_without_a_deployment():
     host.register_all({"loyalty": loyalty, "surveys": surveys})
     assert host.names() == ["loyalty", "surveys"]
     fields = [(c.plugin, c.args[0]) for c in host.collect("register_customer_fields")]
+    # Contributions are collected in registration order, so the kernel's come first and no
+    # plugin can claim a kernel name by registering it earlier.
     assert fields == [
-        ("surveys", "last_nps"), ("loyalty", "loyalty_tier"), ("loyalty", "loyalty_points"),
+        ("loyalty", "loyalty_tier"), ("loyalty", "loyalty_points"), ("surveys", "last_nps"),
     ]
