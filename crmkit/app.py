@@ -8,18 +8,17 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-import attrs
-
 from crmkit import builtin
 from crmkit.actions import KERNEL_ACTIONS
 from crmkit.config import Config, load_config
-from crmkit.db import make_engine
 from crmkit.criteria import Criteria, CriteriaField, FieldRegistry, kernel_fields
+from crmkit.db import READ_ONLY, make_engine
 from crmkit.errors import (
     Conflict,
     CrmkitError,
@@ -72,6 +71,9 @@ class Crm:
         self.rules = self._build_rules()
         self.engine = engine or make_engine(config.database_url, echo=config.database_echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
         self.dispatcher = Dispatcher(self)
 
     @classmethod
@@ -221,13 +223,18 @@ class Crm:
         return self._sessions()
 
     @contextmanager
-    def transaction(self, actor: str = "system") -> Iterator[Transaction]:
-        """One unit of work: commits on success, rolls everything back on any error."""
+    def transaction(self, actor: str = "system", *, readonly: bool = False
+                    ) -> Iterator[Transaction]:
+        """One unit of work: commits on success, rolls everything back on any error.
+
+        ``readonly=True`` is for work that only reads (listings, reports): on SQLite it
+        does not queue behind writers. It does not stop writes; it only promises none.
+        """
         if not isinstance(actor, str) or not actor.strip() or len(actor) > 200:
             raise ValidationError(
                 [Issue("actor", "must be a non-empty name of at most 200 characters", actor)]
             )
-        session = self._sessions()
+        session = self._read_sessions() if readonly else self._sessions()
         tx = Transaction(self, session, actor)
         committing = False
         try:

@@ -187,8 +187,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_functions)
         # pysqlite defers BEGIN to the first write, so two transactions can both read and
         # then fail to upgrade their locks. Emit BEGIN IMMEDIATE ourselves (the recipe in
-        # SQLAlchemy's SQLite docs): writers queue on the busy timeout, readers in WAL
-        # mode are never blocked.
+        # SQLAlchemy's SQLite docs): writers queue on the busy timeout. Work marked
+        # read-only (execution option READ_ONLY, see Crm.transaction(readonly=True))
+        # begins deferred, so in WAL mode it never waits for a writer.
         event.listen(engine, "connect", _sqlite_no_autobegin)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -206,5 +207,12 @@ def _sqlite_no_autobegin(dbapi_connection: Any, _record: ConnectionPoolEntry) ->
     dbapi_connection.isolation_level = None
 
 
+#: Execution option for read-only work: on SQLite its transactions begin deferred.
+READ_ONLY = "crmkit_read_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

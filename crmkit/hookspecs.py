@@ -295,7 +295,8 @@ def export_customer_data(tx: Transaction, customer: Customer) -> dict[str, Any] 
 def erase_customer_data(tx: Transaction, customer: Customer) -> None:
     """Erase or anonymise everything the plugin stores about ``customer``.
 
-    Runs before the kernel anonymises the customer itself, in the same transaction.
+    Called by ``tx.customers.erase(customer)``, before the kernel anonymises the customer
+    itself, in the same transaction (a plugin that raises rolls the erasure back).
 
     :param tx: the running transaction.
     :param customer: the data subject.

@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from crmkit.currencies import CURRENCIES
@@ -34,7 +34,6 @@ from crmkit.models import (
     Interaction,
     OutboxEvent,
 )
-
 from crmkit.workflow.engine import WorkflowRepository
 
 if TYPE_CHECKING:
@@ -357,6 +356,45 @@ class CustomerRepository:
         customer = self.get(customer if isinstance(customer, int) else customer.id)
         return dict(self.tx.crm.host.export_customer_data(tx=self.tx, customer=customer))
 
+    def erase(self, customer: Customer | int) -> Customer:
+        """Erase the person's data: every plugin erases its part, then the kernel
+        anonymises the customer, its interactions, its references and its audit trail.
+
+        The customer row stays (as ``erased customer <id>``, archived) so that aggregates
+        and other records that point at it keep working; the audit keeps that an erasure
+        happened and by whom, not the data.
+        """
+        customer = self.get(customer if isinstance(customer, int) else customer.id)
+        self.tx.crm.host.erase_customer_data(tx=self.tx, customer=customer)
+        cid = customer.id
+        customer.name = f"erased customer {cid}"
+        customer.email = customer.phone = customer.owner = None
+        customer.addresses, customer.attributes, customer.tag_rows = [], {}, []
+        customer.status = "archived"
+        customer.updated_at = utcnow()
+        session = self.session
+        interaction_ids = select(Interaction.id).where(Interaction.customer_id == cid)
+        session.execute(update(Interaction).where(Interaction.customer_id == cid)
+                        .values(summary="(erased)", payload={})
+                        .execution_options(synchronize_session=False))
+        session.execute(delete(ExternalRef).where(ExternalRef.customer_id == cid))
+        session.execute(delete(Contact).where(or_(Contact.organization_id == cid,
+                                                  Contact.person_id == cid)))
+        session.execute(update(AuditEntry).where(or_(
+            and_(AuditEntry.entity == "customer", AuditEntry.entity_id == str(cid)),
+            and_(AuditEntry.entity == "interaction",
+                 AuditEntry.entity_id.in_(select(func.cast(interaction_ids.subquery().c.id,
+                                                           String)))),
+        )).values(changes={"erased": True}).execution_options(synchronize_session=False))
+        session.execute(update(OutboxEvent).where(
+            OutboxEvent.payload["customer_id"].as_integer() == cid
+        ).values(payload={"customer_id": cid, "erased": True})
+            .execution_options(synchronize_session=False))
+        session.flush()
+        self.tx.audit("customer", cid, "erase", {"erased": True})
+        self.tx.emit("customer.erased", {"customer_id": cid})
+        return customer
+
 
 def _check_id(field: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
@@ -505,8 +543,9 @@ class InteractionRepository:
         ``before`` is the ``(occurred_at, id)`` of the last row of the previous page.
         """
         customer_id = customer if isinstance(customer, int) else customer.id
-        if isinstance(customer, int):
-            self.tx.customers.get(customer_id)
+        if isinstance(customer_id, bool) or not isinstance(customer_id, int):
+            raise ValidationError([Issue("customer", "must be a customer or its integer id, "
+                                         f"got {short_repr(customer)}")])
         _check_limit(limit)
         if before is not None and not (
             isinstance(before, (tuple, list)) and len(before) == 2
@@ -530,7 +569,10 @@ class InteractionRepository:
             )
         if kinds:
             query = query.where(Interaction.kind.in_(list(kinds)))
-        return list(self.session.scalars(query))
+        rows = list(self.session.scalars(query))
+        if not rows and isinstance(customer, int):
+            self.tx.customers.get(customer_id)  # an empty page: say so if there is no customer
+        return rows
 
 
 def _parse_time(value: dt.datetime | str | None) -> dt.datetime | None:

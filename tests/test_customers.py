@@ -11,6 +11,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+import crmkit
 from crmkit import Conflict, Crm, NotFound, ValidationError
 from crmkit.db import Base
 from crmkit.models import AuditEntry, Customer, OutboxEvent
@@ -436,3 +437,41 @@ def test_contacts_refused(crm: Crm) -> None:
             crm.transaction() as tx:
         tx.customers.add_contact(acme, zoe, role="other")
     assert row_counts(crm) == before
+
+
+def test_erase_anonymises_everything_the_kernel_holds(crm_factory) -> None:
+    erased_by: list[int] = []
+
+    class Keeper:
+        @crmkit.hookimpl
+        def erase_customer_data(self, tx, customer):
+            erased_by.append(customer.id)
+            assert customer.email == "jana@example.com"  # plugins run before the kernel
+
+    crm = crm_factory(plugins={"keeper": Keeper()})
+    with crm.transaction(actor="t") as tx:
+        jana = tx.customers.create(kind="person", name="Jana Novak", email="jana@example.com",
+                                   phone="+371 2000 0000", tags=["vip"],
+                                   addresses=[{"country": "LV", "city": "Riga"}],
+                                   external_refs={"erp": "J-1"})
+        tx.interactions.log(jana, channel="phone", kind="note", summary="Jana Novak called")
+        other = tx.customers.create(kind="person", name="Someone Else", email="else@example.com")
+    with crm.transaction(actor="dpo") as tx:
+        tx.customers.erase(jana.id)
+    assert erased_by == [jana.id]
+    with crm.transaction(actor="t") as tx:
+        stored = tx.customers.get(jana.id)
+        assert stored.name == f"erased customer {jana.id}" and stored.status == "archived"
+        assert stored.email is None and stored.phone is None and stored.tags == []
+        assert stored.addresses == [] and tx.customers.external_refs(stored) == {}
+        assert tx.customers.find_by_external_ref("erp", "J-1") is None
+        [entry] = tx.interactions.timeline(jana.id)
+        assert entry.summary == "(erased)"
+        assert tx.customers.get(other.id).email == "else@example.com"
+        everything = " ".join(
+            [str(a.changes) for a in tx.session.scalars(select(AuditEntry))]
+            + [str(e.payload) for e in tx.session.scalars(select(OutboxEvent))]
+        )
+    for secret in ("Jana", "jana@example.com", "2000 0000", "Riga", "J-1"):
+        assert secret not in everything, secret
+    assert "else@example.com" in everything
