@@ -33,7 +33,7 @@ test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(BIN)/ruff check crmkit tests benchmarks
+	$(BIN)/ruff check crmkit tests benchmarks contrib
 	$(BIN)/mypy
 
 bench: venv

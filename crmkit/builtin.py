@@ -71,7 +71,8 @@ def export_customer_data(tx: Transaction, customer: Customer) -> dict[str, Any]:
         "customer": customer.to_dict(),
         "external_refs": tx.customers.external_refs(customer),
         "contacts": [
-            {"person_id": person.id, "role": role} for person, role in tx.customers.contacts(customer)
+            {"person_id": person.id, "role": role}
+            for person, role in tx.customers.contacts(customer)
         ],
         "interactions": [i.to_dict() for i in interactions],
         "audit": [entry.to_dict() for entry in audit],

@@ -32,6 +32,8 @@ KERNEL_COMMANDS = {
     "plugins": "crmkit.cli.plugins:plugins",
     "events": "crmkit.cli.events:events",
     "worker": "crmkit.cli.events:worker",
+    "workflows": "crmkit.cli.workflows:workflows",
+    "rules": "crmkit.cli.rules:rules",
 }
 
 

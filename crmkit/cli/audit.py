@@ -19,7 +19,7 @@ from crmkit.cli.output import echo_json, echo_table, json_option
 def audit(cli: CliContext, entity: str | None, entity_id: str | None, actor: str | None,
           limit: int, before: int | None, as_json: bool) -> None:
     """Show the audit trail, newest first."""
-    with cli.crm.transaction(actor=default_actor()) as tx:
+    with cli.crm.transaction(actor=default_actor(), readonly=True) as tx:
         rows = [e.to_dict() for e in tx.audit_log.list(entity=entity, entity_id=entity_id,
                                                        actor=actor, limit=limit, before=before)]
     if as_json:

@@ -68,7 +68,7 @@ def customers_list(cli: CliContext, name: str | None, email: str | None, tag: st
                    status: str | None, kind: str | None, limit: int, after: int | None,
                    as_json: bool) -> None:
     """List customers, by id, a page at a time."""
-    with cli.crm.transaction(actor=default_actor()) as tx:
+    with cli.crm.transaction(actor=default_actor(), readonly=True) as tx:
         page = tx.customers.list(name=name, email=email, tag=tag, status=status, kind=kind,
                                  limit=limit, after=after)
         rows = [c.to_dict() for c in page.items]
@@ -86,7 +86,7 @@ def customers_list(cli: CliContext, name: str | None, email: str | None, tag: st
 @pass_cli
 def customers_show(cli: CliContext, customer_id: int, as_json: bool) -> None:
     """Show a customer with contacts, external ids and the latest interactions."""
-    with cli.crm.transaction(actor=default_actor()) as tx:
+    with cli.crm.transaction(actor=default_actor(), readonly=True) as tx:
         customer = tx.customers.get(customer_id)
         data = customer.to_dict()
         data["external_refs"] = tx.customers.external_refs(customer)

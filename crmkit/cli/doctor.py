@@ -84,19 +84,18 @@ def doctor(cli: CliContext, as_json: bool) -> None:
 
     def outbox(check: Check) -> None:
         with cli.crm.session() as session:
-            counts: dict[str, Any] = dict(session.execute(
-                select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
-            ).tuples().all())
+            counts: dict[str, Any] = {status: n for status, n in session.execute(
+                select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status))}
         check.detail = f"pending {counts.get('pending', 0)}, dead {counts.get('dead', 0)}"
         if counts.get("dead"):
             check.status = "warn"
             check.fix = "see `crmkit events list --status dead`, then `crmkit events retry --dead`"
 
-    if _run(checks, "config", config) and _run(checks, "plugins", plugins):
-        if _run(checks, "database", database):
-            _run(checks, "migrations", migrations)
-            _run(checks, "plugin state", plugin_state)
-            _run(checks, "outbox", outbox)
+    if (_run(checks, "config", config) and _run(checks, "plugins", plugins)
+            and _run(checks, "database", database)):
+        _run(checks, "migrations", migrations)
+        _run(checks, "plugin state", plugin_state)
+        _run(checks, "outbox", outbox)
     if as_json:
         echo_json([attrs.asdict(c) for c in checks])
     else:

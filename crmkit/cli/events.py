@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from crmkit.cli.context import CliContext, pass_cli
 from crmkit.cli.output import echo_json, echo_table, json_option
 from crmkit.models import EVENT_STATUSES, OutboxEvent
+from crmkit.worker import run_worker
 
 
 @click.group()
@@ -35,9 +37,8 @@ def events_list(cli: CliContext, status: str | None, name: str | None, limit: in
         query = query.where(OutboxEvent.name == name)
     with cli.crm.session() as session:
         rows = [e.to_dict() for e in session.scalars(query)]
-        counts = dict(session.execute(
-            select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
-        ).tuples().all())
+        counts = {k: n for k, n in session.execute(
+            select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status))}
     if as_json:
         echo_json(rows)
         return
@@ -74,7 +75,7 @@ def events_dispatch(cli: CliContext, limit: int, as_json: bool) -> None:
     """Deliver due events once, then stop (what `crmkit worker` does in a loop)."""
     total: dict[str, Any] = {"delivered": 0, "retrying": 0, "dead": 0}
     with click.progressbar(length=limit, label="Dispatching",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:
         remaining = limit
         while remaining > 0:
             result = cli.crm.dispatcher.run_once(limit=min(remaining, 100))
@@ -95,10 +96,11 @@ def events_dispatch(cli: CliContext, limit: int, as_json: bool) -> None:
               help="Seconds to wait when nothing is due.")
 @pass_cli
 def worker(cli: CliContext, poll: float) -> None:
-    """Deliver outbox events until stopped (SIGTERM or Ctrl-C finish the current event).
+    """Deliver outbox events and fire due workflow timers until stopped (SIGTERM or
+    Ctrl-C finish the current batch).
 
     Run one or more per deployment; on PostgreSQL and MariaDB they share the work with
-    FOR UPDATE SKIP LOCKED, and each event is delivered at least once.
+    FOR UPDATE SKIP LOCKED. Each event is delivered at least once, each timer fires once.
     """
     stop = threading.Event()
 
@@ -109,6 +111,7 @@ def worker(cli: CliContext, poll: float) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     click.echo(f"Worker started on {cli.crm.engine.url.render_as_string(hide_password=True)}")
-    total = cli.crm.dispatcher.run(stop, poll_seconds=poll)
+    total = run_worker(cli.crm, stop, poll_seconds=poll)
     click.echo(f"Worker stopped: delivered {total.delivered}, retrying {total.retrying}, "
-               f"dead {total.dead}.")
+               f"dead {total.dead}; timers fired {total.timers_fired}, failed "
+               f"{total.timers_failed}.")

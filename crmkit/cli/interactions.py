@@ -55,7 +55,7 @@ def interactions_log(cli: CliContext, customer_id: int, channel: str, kind: str,
 def interactions_list(cli: CliContext, customer_id: int, limit: int, kinds: tuple[str, ...],
                       as_json: bool) -> None:
     """A customer's timeline, newest first."""
-    with cli.crm.transaction(actor=default_actor()) as tx:
+    with cli.crm.transaction(actor=default_actor(), readonly=True) as tx:
         rows = [i.to_dict() for i in tx.interactions.timeline(customer_id, limit=limit,
                                                               kinds=kinds or None)]
     if as_json:

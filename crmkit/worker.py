@@ -1,0 +1,53 @@
+"""The background worker: delivers outbox events and fires due workflow timers."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import attrs
+
+from crmkit.workflow import fire_due_timers
+
+if TYPE_CHECKING:
+    from crmkit.app import Crm
+
+__all__ = ["WorkerTotals", "run_worker", "work_once"]
+
+
+@attrs.define
+class WorkerTotals:
+    """What a worker did since it started."""
+
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    timers_fired: int = 0
+    timers_failed: int = 0
+
+    def add(self, other: WorkerTotals) -> None:
+        for field in attrs.fields(WorkerTotals):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+    @property
+    def busy(self) -> bool:
+        return any(getattr(self, f.name) for f in attrs.fields(WorkerTotals))
+
+
+def work_once(crm: Crm) -> WorkerTotals:
+    """One pass: fire due timers (their transitions emit events), then deliver events."""
+    timers = fire_due_timers(crm, limit=crm.config.events.batch_size)
+    events = crm.dispatcher.run_once()
+    return WorkerTotals(events.delivered, events.retrying, events.dead, timers.fired,
+                        timers.failed)
+
+
+def run_worker(crm: Crm, stop: threading.Event, poll_seconds: float = 1.0) -> WorkerTotals:
+    """Work until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due."""
+    total = WorkerTotals()
+    while not stop.is_set():
+        done = work_once(crm)
+        total.add(done)
+        if not done.busy:
+            stop.wait(poll_seconds)
+    return total
