@@ -4,6 +4,16 @@
 set -eu
 
 say() { printf '\n== %s\n' "$*"; }
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+# Every first-party plugin in the repository is installed (make venv); enable them all,
+# then bring the database to head.
+for dir in "$here"/plugins/*/; do
+    [ -f "$dir/pyproject.toml" ] || continue
+    name=$(basename "$dir")
+    crmkit plugins enable "$name"
+done
+crmkit db upgrade
 
 say "Customers"
 crmkit customers add --kind organization --name "Acme GmbH" --email info@acme.example \
@@ -45,5 +55,12 @@ say "Audit trail (latest 5)"
 crmkit audit --limit 5
 say "Outbox"
 crmkit events list --limit 5
+# Each plugin shows its part of the story with its own script.
+for script in "$here"/plugins/*/demo.sh; do
+    [ -f "$script" ] || continue
+    say "Plugin $(basename "$(dirname "$script")")"
+    sh "$script"
+done
+
 say "Health"
 crmkit doctor
