@@ -386,18 +386,16 @@ def _column_field(name: str, type_: str, column: Any, key: str, description: str
 
 def _attribute_field(name: str, type_: str) -> CriteriaField:
     def sql() -> ColumnElement[Any]:
-        element = Customer.attributes[name]
-        if type_ == "string":
-            return element.as_string()
-        if type_ == "integer":
-            return element.as_integer()
-        if type_ == "boolean":
-            return element.as_boolean()
-        return element.as_float()
+        element: Any = Customer.attributes[name]
+        cast_to = {"string": element.as_string, "integer": element.as_integer,
+                   "boolean": element.as_boolean}.get(type_, element.as_float)
+        value: ColumnElement[Any] = cast_to()
+        return value
 
     def get(record: CustomerRecord) -> Any:
         value = (record.customer.get("attributes") or {}).get(name)
-        expected = {"string": str, "integer": int, "boolean": bool, "number": (int, float)}
+        expected: dict[str, type | tuple[type, ...]] = {
+            "string": str, "integer": int, "boolean": bool, "number": (int, float)}
         if isinstance(value, bool) and type_ != "boolean":
             return None
         return value if isinstance(value, expected[type_]) else None
@@ -581,15 +579,15 @@ class Criteria:
         actual = field.get(record)
         if field.type == "string_list":
             items = list(actual or [])
-            return bool(items) == value if op == "exists" else value in items
+            return bool(bool(items) == value) if op == "exists" else bool(value in items)
         if op == "exists":
-            return (actual is not None) == value
+            return bool((actual is not None) == value)
         if actual is None:
             return False
         if op == "in":
             return any(_same(actual, v) for v in value)
         if op == "contains":
-            return value in actual
+            return bool(value in actual)
         if op == "within":
             return bool(actual >= now - parse_duration(value))
         if op == "older_than":

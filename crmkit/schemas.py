@@ -78,7 +78,10 @@ def _path(prefix: str, error: JsonSchemaError) -> str:
 
 def describe(error: JsonSchemaError) -> str:
     """A short message for one schema error, without echoing huge values."""
-    v, expected, value = error.validator, error.validator_value, error.instance
+    v = error.validator
+    value: Any = error.instance
+    expected: Any = error.validator_value
+    schema: Any = error.schema
     if v == "required":
         # jsonschema reports each missing property as its own error ("'kind' is a required
         # property"); name just that one, or every missing one if the wording ever changes.
@@ -86,7 +89,7 @@ def describe(error: JsonSchemaError) -> str:
         mine = [name for name in missing if error.message.startswith(repr(name))]
         return f"missing required field {', '.join(map(repr, mine[:1] or missing))}"
     if v == "additionalProperties":
-        extra = sorted(set(value) - set(error.schema.get("properties", {})))
+        extra = sorted(set(value) - set(schema.get("properties", {})))
         return f"unknown field {', '.join(map(repr, extra))}"
     if v == "type":
         types = expected if isinstance(expected, list) else [expected]

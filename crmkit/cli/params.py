@@ -10,7 +10,7 @@ import click
 __all__ = ["KEY_VALUE", "JSON_OBJECT", "parse_pairs"]
 
 
-class KeyValue(click.ParamType):
+class KeyValue(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
     """``KEY=VALUE``; the value is read as JSON when it parses (``true``, ``3``,
     ``["a"]``) and as a plain string otherwise."""
 
@@ -30,7 +30,7 @@ class KeyValue(click.ParamType):
         return key.strip(), parsed
 
 
-class JsonObject(click.ParamType):
+class JsonObject(click.ParamType):  # type: ignore[type-arg]
     """A JSON object given on the command line."""
 
     name = "JSON"
