@@ -596,7 +596,7 @@ class Criteria:
             value = _parse_time(value)
         if op in ("eq", "ne"):
             return _same(actual, value) == (op == "eq")
-        return _PY_OPS[op](actual, value)
+        return bool(_PY_OPS[op](actual, value))
 
 
 def _same(a: Any, b: Any) -> bool:
