@@ -86,7 +86,8 @@ def import_products(tx: Any, records: Iterable[tuple[str, Mapping[str, Any]]]
             if isinstance(record.get(key), str) and record[key].strip().isdigit():
                 record[key] = int(record[key])
         problems = issues_of(_VALIDATOR, record)
-        issues += [Issue(f"{where}: {i.path}", i.message, i.value) for i in problems]
+        issues += [Issue(f"{where}: {i.path}" if i.path else where, i.message, i.value)
+                   for i in problems]
         sku = record.get("sku")
         if isinstance(sku, str):
             if sku in seen:

@@ -127,7 +127,7 @@ def transfer_unit(tx: Transaction, unit: WarrantyUnit, to_customer_id: int,
     tx.audit("warranty_unit", unit.id, "transfer",
              {"before": {"customer_id": previous}, "after": {"customer_id": new_owner.id}})
     tx.emit("warranty.unit_transferred", {"unit_id": unit.id, "from_customer_id": previous,
-                                          "customer_id": new_owner.id, "date": day})
+                                          "customer_id": new_owner.id, "date": day.isoformat()})
     return unit
 
 
