@@ -31,7 +31,7 @@ def check_answers(definition: SurveyDefinition, answers: Any, *, partial: bool =
     not answered. Raises :class:`ValidationError` listing every problem by question id.
     """
     if not isinstance(answers, Mapping):
-        raise ValidationError([Issue("", "answers must be an object of question id: answer",
+        raise ValidationError([Issue("answers", "must be an object of question id: answer",
                                      answers)], context=context)
     issues: list[Issue] = []
     known = set(definition.ids)

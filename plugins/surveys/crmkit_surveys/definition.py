@@ -110,18 +110,16 @@ def load_document(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValidationError([Issue("", f"cannot read the file: {exc.strerror}")],
-                              context=str(path)) from None
+        raise ValidationError([Issue(str(path), f"cannot read the file: {exc.strerror}")]) from None
     try:
         if path.suffix.lower() == ".toml":
             return tomllib.loads(text)
         data = json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError([Issue("", f"not valid {path.suffix.lstrip('.').upper()}: "
-                                         f"{exc}")], context=str(path)) from None
+        raise ValidationError([Issue(str(path), f"not valid {path.suffix.lstrip('.').upper()}: "
+                                         f"{exc}")]) from None
     if not isinstance(data, dict):
-        raise ValidationError([Issue("", "a survey document must be an object")],
-                              context=str(path))
+        raise ValidationError([Issue(str(path), "a survey document must be an object")])
     return data
 
 

@@ -52,16 +52,14 @@ def read_records(path: str | Path) -> tuple[list[dict[str, Any]], str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ValidationError([Issue("", f"cannot read the file: {exc.strerror}")],
-                              context=str(path)) from None
+        raise ValidationError([Issue(str(path), f"cannot read the file: {exc.strerror}")]) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValidationError([Issue("", f"not valid JSON: {exc}")],
-                                  context=str(path)) from None
+            raise ValidationError([Issue(str(path), f"not valid JSON: {exc}")]) from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise ValidationError([Issue("", "must be a list of objects")], context=str(path))
+            raise ValidationError([Issue(str(path), "must be a list of objects")])
         return data, "record"
     return [dict(row) for row in csv.DictReader(text.splitlines())], "line"
 

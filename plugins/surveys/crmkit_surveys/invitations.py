@@ -83,17 +83,15 @@ def load_employees(path: str | Path) -> list[Recipient]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ValidationError([Issue("", f"cannot read the file: {exc.strerror}")],
-                              context=str(path)) from None
+        raise ValidationError([Issue(str(path), f"cannot read the file: {exc.strerror}")]) from None
     rows: list[Any]
     if path.suffix.lower() == ".json":
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValidationError([Issue("", f"not valid JSON: {exc}")],
-                                  context=str(path)) from None
+            raise ValidationError([Issue(str(path), f"not valid JSON: {exc}")]) from None
         if not isinstance(rows, list):
-            raise ValidationError([Issue("", "must be a list of employees")], context=str(path))
+            raise ValidationError([Issue(str(path), "must be a list of employees")])
         is_csv = False
     else:
         rows = list(csv.DictReader(text.splitlines()))

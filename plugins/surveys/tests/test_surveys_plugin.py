@@ -1,12 +1,12 @@
-"""Tests of crmkit-surveys, on SQLite and every database in CRMKIT_TEST_DATABASE_URLS."""
-
-import json
+"""The plugin as crmkit sees it: discovery first, then config, migrations and DSR hooks."""
 
 import pytest
 from crmkit import ConfigError
 from crmkit.plugins import discover
+from sqlalchemy import inspect
 
 import crmkit_surveys
+from crmkit_surveys.responses import respond
 
 
 def test_the_entry_point_is_discovered():
@@ -15,45 +15,48 @@ def test_the_entry_point_is_discovered():
     assert installed.load() is crmkit_surveys
 
 
-def test_a_new_customer_gets_a_welcome_note(crm, crmkit_recorder):
-    with crm.transaction() as tx:
-        customer = tx.customers.create(kind="person", name="Ada Lovelace")
-    assert crmkit_recorder.call("customer_created").plugins == ("surveys",)
-    event = crmkit_recorder.event("surveys.note_added")
-    assert event.payload == {"customer_id": customer.id, "text": "Welcome!"}
+def test_its_branch_creates_the_prefixed_tables(crm):
+    tables = set(inspect(crm.engine).get_table_names())
+    assert {"surveys_survey", "surveys_invitation", "surveys_response"} <= tables
 
 
-def test_the_note_rolls_back_with_the_customer(crm, crmkit_recorder):
-    with pytest.raises(RuntimeError), crm.transaction() as tx:
-        tx.customers.create(kind="person", name="Ada Lovelace")
-        raise RuntimeError("changed my mind")
-    assert crmkit_recorder.events() == []
+def test_the_schema_ships_in_the_package():
+    from crmkit_surveys.definition import survey_schema
+
+    assert survey_schema()["title"] == "Survey definition"
 
 
-def test_the_welcome_note_is_configurable(crm_factory, crmkit_cli):
-    crm = crm_factory(config={"plugin": {"surveys": {"welcome_note": "Hello"}}})
-    with crm.transaction() as tx:
-        customer = tx.customers.create(kind="person", name="Grace Hopper")
-    rows = json.loads(crmkit_cli.ok("surveys", "notes", str(customer.id), "--json").stdout)
-    assert [row["text"] for row in rows] == ["Hello"]
-
-
-def test_a_bad_config_table_is_refused(crm_factory):
+@pytest.mark.parametrize(("table", "key"), [
+    ({"min_group_size": 0}, "plugin.surveys.min_group_size"),
+    ({"expires_after": "14 days"}, "plugin.surveys.expires_after"),
+    ({"link": "https://x.example/"}, "plugin.surveys.link"),
+    ({"colour": "red"}, "plugin.surveys"),
+])
+def test_a_bad_config_table_is_refused(crm_factory, table, key):
     with pytest.raises(ConfigError) as info:
-        crm_factory(config={"plugin": {"surveys": {"welcome_note": ""}}})
-    assert info.value.key == "plugin.surveys.welcome_note"
+        crm_factory(config={"plugin": {"surveys": table}})
+    assert info.value.key == key
 
 
-def test_the_cli_reports_a_missing_customer(crmkit_cli):
-    crmkit_cli.fails("surveys", "notes", "999999", message="no customer with id 999999")
-
-
-def test_export_and_erase_answer_for_the_notes(crm):
+def test_export_and_erase(crm, people, publish, invite):
+    key = publish()
+    [token] = invite(key, [people[1]])
     with crm.transaction() as tx:
-        customer = tx.customers.create(kind="person", name="Alan Turing")
+        respond(tx, token, {"recommend": 4, "why": "Bob here, too slow", "satisfied": 2})
     with crm.transaction() as tx:
-        exported = tx.customers.export_data(customer.id)["surveys"]
-        assert [note["text"] for note in exported["notes"]] == ["Welcome!"]
-        crm.host.erase_customer_data(tx=tx, customer=customer)
+        exported = tx.customers.export_data(people[1])["surveys"]
+    assert exported["invitations"][0]["survey"] == "service"
+    assert exported["invitations"][0]["answered"] == "complete"
+    assert exported["responses"][0]["answers"]["why"] == "Bob here, too slow"
     with crm.transaction() as tx:
-        assert "surveys" not in tx.customers.export_data(customer.id)
+        tx.customers.erase(people[1])
+    with crm.transaction() as tx:
+        assert "surveys" not in tx.customers.export_data(people[1])
+    from sqlalchemy import select
+
+    from crmkit_surveys.models import Invitation, Response
+    with crm.session() as session:
+        response = session.scalars(select(Response)).one()
+        assert response.customer_id is None and response.invitation_id is None
+        assert response.answers == {"recommend": 4, "satisfied": 2}  # the text is gone
+        assert session.scalars(select(Invitation)).all() == []
