@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm import Session
 
 from crmkit_campaigns import campaigns, segments
 from crmkit_campaigns.models import Campaign, Consent, Member, Suppression
@@ -47,7 +48,6 @@ from crmkit_campaigns.settings import Settings
 
 if TYPE_CHECKING:
     from crmkit import Transaction
-    from sqlalchemy.orm import Session
 
 __all__ = ["LaunchResult", "audience", "launch", "materialise", "opted_out", "run"]
 
@@ -107,9 +107,19 @@ def materialise(tx: Transaction, campaign: Campaign, launch_no: int, now: dt.dat
         case((is_control, literal("control", String)), else_=literal("targeted", String)),
         literal(now, UTCDateTime),
     ).where(audience(tx, campaign, now))
-    result = tx.session.execute(insert(Member).from_select(
+    tx.session.connection().execute(insert(Member).from_select(
         ["campaign_id", "customer_id", "variant", "launch", "status", "targeted_at"], source))
-    return int(result.rowcount or 0)
+    return _count(tx.session, campaign, launch_no)
+
+
+def _count(session: Session, campaign: Campaign, launch_no: int, status: str | None = None
+           ) -> int:
+    # Counted, not taken from rowcount: psycopg reports -1 for some INSERT ... SELECT.
+    query = select(func.count()).select_from(Member).where(
+        Member.campaign_id == campaign.id, Member.launch == launch_no)
+    if status is not None:
+        query = query.where(Member.status == status)
+    return int(session.scalar(query) or 0)
 
 
 def _json_object(session: Session, *pairs: tuple[str, Any]) -> Any:
@@ -143,10 +153,10 @@ def send(tx: Transaction, campaign: Campaign, launch_no: int, now: dt.datetime) 
         literal(tx.actor, String), literal(now, UTCDateTime), literal("pending", String),
         literal(0, Integer), literal(now, UTCDateTime), _json_empty_list(session),
     )
-    result = session.execute(insert(OutboxEvent).from_select(
+    sent = _count(session, campaign, launch_no, "targeted")
+    session.connection().execute(insert(OutboxEvent).from_select(
         ["name", "payload", "actor", "created_at", "status", "attempts", "next_attempt_at",
          "delivered_to"], events))
-    sent = int(result.rowcount or 0)
     summary = f"Campaign {campaign.code}: {campaign.name}"[:1000]
     interactions = members.with_only_columns(
         Member.customer_id, literal(campaign.channel, String), literal("outbound", String),
@@ -155,7 +165,7 @@ def send(tx: Transaction, campaign: Campaign, launch_no: int, now: dt.datetime) 
                      ("member_id", Member.id), ("variant", Member.variant)),
         literal(tx.actor, String), literal(now, UTCDateTime),
     )
-    session.execute(insert(Interaction).from_select(
+    session.connection().execute(insert(Interaction).from_select(
         ["customer_id", "channel", "direction", "kind", "occurred_at", "summary", "payload",
          "actor", "created_at"], interactions))
     session.execute(update(Member).where(new).values(status="sent", sent_at=now)

@@ -23,6 +23,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from crmkit_campaigns.models import Campaign, Member
+from crmkit_campaigns.validation import money_text
 
 __all__ = ["COLUMNS", "analyse", "to_csv"]
 
@@ -66,7 +67,7 @@ def _finish(row: dict[str, Any], campaign: Campaign, cost: Decimal) -> dict[str,
         campaign=campaign.code,
         response_rate=_ratio(row["responded"], base),
         conversion_rate=_ratio(row["converted"], base),
-        revenue=str(revenue), cost=str(cost.quantize(Decimal("0.01"))),
+        revenue=money_text(revenue), cost=money_text(cost.quantize(Decimal("0.01"))),
         cost_per_response=_ratio(cost, row["responded"], "0.01"),
         roi=_ratio(revenue - cost, cost),
         lift=None,
@@ -102,7 +103,7 @@ def analyse(session: Session, campaign: Campaign) -> dict[str, Any]:
                                      Decimal(base))
     return {"campaign": campaign.code, "name": campaign.name, "state": campaign.state,
             "currency": campaign.currency,
-            "budget": str(campaign.budget) if campaign.budget is not None else None,
+            "budget": money_text(campaign.budget),
             "total": overall, "variants": variants, "control": control_row}
 
 

@@ -45,7 +45,7 @@ def to_dict(member: Member) -> dict[str, Any]:
         "opened_at": iso(member.opened_at), "responded_at": iso(member.responded_at),
         "converted_at": iso(member.converted_at), "opted_out_at": iso(member.opted_out_at),
         "bounced_at": iso(member.bounced_at),
-        "revenue": str(member.revenue) if member.revenue is not None else None,
+        "revenue": validation.money_text(member.revenue),
         "conversion_ref": member.conversion_ref,
     }
 
@@ -88,7 +88,7 @@ def _apply(tx: Transaction, campaign: Campaign, member: Member, status: str,
         tx.session.flush()
         tx.emit("campaigns.response", {
             "campaign_id": campaign.id, "code": campaign.code, "customer_id": member.customer_id,
-            "status": status, "revenue": str(revenue) if revenue is not None else None,
+            "status": status, "revenue": validation.money_text(revenue),
         })
     return changed
 
@@ -172,9 +172,16 @@ def codes_in(payload: Mapping[str, Any]) -> list[str]:
 def from_interaction(tx: Transaction, interaction: Interaction) -> None:
     """An inbound interaction carrying a campaign's (or its offer's) code is a response;
     a purchase by a member of a running campaign converts it (revenue in its currency)."""
+    payload = interaction.payload if isinstance(interaction.payload, Mapping) else {}
+    if payload.get("event") == "won" and isinstance(payload.get("opportunity_id"), int):
+        # The sales plugin logs a won opportunity on the timeline (it may also emit
+        # sales.opportunity_won: both paths convert once, keyed by the opportunity).
+        from_opportunity(tx, {"opportunity_id": payload["opportunity_id"],
+                              "customer_id": interaction.customer_id,
+                              "amount": interaction.amount, "currency": interaction.currency})
+        return
     if interaction.direction != "inbound":
         return
-    payload = interaction.payload if isinstance(interaction.payload, Mapping) else {}
     codes = codes_in(payload)
     purchase = interaction.kind == "purchase"
     if not codes and not purchase:

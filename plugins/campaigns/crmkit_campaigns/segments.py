@@ -104,9 +104,11 @@ def freeze(tx: Transaction, segment: Segment) -> int:
     now = utcnow()
     source = select(literal(segment.id, type_=SegmentMember.segment_id.type), Customer.id) \
         .where(condition(tx.crm, segment, now))
-    result = tx.session.execute(
+    tx.session.connection().execute(
         insert(SegmentMember).from_select(["segment_id", "customer_id"], source))
-    count = int(result.rowcount or 0)
+    # Counted, not taken from rowcount: psycopg reports -1 for some INSERT ... SELECT.
+    count = tx.session.scalar(select(func.count()).select_from(SegmentMember)
+                              .where(SegmentMember.segment_id == segment.id)) or 0
     segment.frozen_at = now
     tx.session.flush()
     tx.audit("campaigns_segment", segment.id, "freeze", {"members": count})

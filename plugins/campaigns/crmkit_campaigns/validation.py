@@ -14,7 +14,7 @@ from typing import Any
 from crmkit import Issue
 from crmkit.currencies import CURRENCIES
 
-__all__ = ["CODE", "code", "currency", "money", "time"]
+__all__ = ["CODE", "code", "currency", "money", "money_text", "time"]
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
@@ -87,3 +87,11 @@ def code(issues: list[Issue], path: str, value: Any) -> str | None:
                             "with a letter or digit", value))
         return None
     return value
+
+
+def money_text(amount: Decimal | None) -> str | None:
+    """An amount as text with cents (``1500.00``), or all its places if it has more."""
+    if amount is None:
+        return None
+    cents = amount.quantize(Decimal("0.01"))
+    return str(cents if cents == amount else amount.normalize())

@@ -1,12 +1,11 @@
-"""Tests of crmkit-campaigns, on SQLite and every database in CRMKIT_TEST_DATABASE_URLS."""
-
-import json
+"""The plugin as a whole: discovery, config, migrations, data-subject rights."""
 
 import pytest
 from crmkit import ConfigError
 from crmkit.plugins import discover
 
 import crmkit_campaigns
+from crmkit_campaigns import campaigns, consent, launch, responses
 
 
 def test_the_entry_point_is_discovered():
@@ -15,45 +14,34 @@ def test_the_entry_point_is_discovered():
     assert installed.load() is crmkit_campaigns
 
 
-def test_a_new_customer_gets_a_welcome_note(crm, crmkit_recorder):
-    with crm.transaction() as tx:
-        customer = tx.customers.create(kind="person", name="Ada Lovelace")
-    assert crmkit_recorder.call("customer_created").plugins == ("campaigns",)
-    event = crmkit_recorder.event("campaigns.note_added")
-    assert event.payload == {"customer_id": customer.id, "text": "Welcome!"}
-
-
-def test_the_note_rolls_back_with_the_customer(crm, crmkit_recorder):
-    with pytest.raises(RuntimeError), crm.transaction() as tx:
-        tx.customers.create(kind="person", name="Ada Lovelace")
-        raise RuntimeError("changed my mind")
-    assert crmkit_recorder.events() == []
-
-
-def test_the_welcome_note_is_configurable(crm_factory, crmkit_cli):
-    crm = crm_factory(config={"plugin": {"campaigns": {"welcome_note": "Hello"}}})
-    with crm.transaction() as tx:
-        customer = tx.customers.create(kind="person", name="Grace Hopper")
-    rows = json.loads(crmkit_cli.ok("campaigns", "notes", str(customer.id), "--json").stdout)
-    assert [row["text"] for row in rows] == ["Hello"]
-
-
 def test_a_bad_config_table_is_refused(crm_factory):
     with pytest.raises(ConfigError) as info:
-        crm_factory(config={"plugin": {"campaigns": {"welcome_note": ""}}})
-    assert info.value.key == "plugin.campaigns.welcome_note"
+        crm_factory(config={"plugin": {"campaigns": {"currency": "euro"}}})
+    assert info.value.key.startswith("plugin.campaigns")
 
 
-def test_the_cli_reports_a_missing_customer(crmkit_cli):
-    crmkit_cli.fails("campaigns", "notes", "999999", message="no customer with id 999999")
-
-
-def test_export_and_erase_answer_for_the_notes(crm):
+def test_the_lifecycle_workflow_is_registered(crm):
     with crm.transaction() as tx:
-        customer = tx.customers.create(kind="person", name="Alan Turing")
+        definition = tx.workflows.definitions.get("campaign")
+    assert definition.initial == "draft"
+    assert set(definition.final) == {"completed", "cancelled"}
+
+
+def test_export_and_erase_answer_for_memberships_and_consent(crm, people, everyone):
+    customer = people[0]
+    with crm.transaction() as tx:
+        campaign = campaigns.add(tx, code="C1", name="One", channel="email",
+                                 segments=[everyone])
+        launch.launch(tx, campaign)
+        consent.set_consent(tx, customer.id, "sms", False)
     with crm.transaction() as tx:
         exported = tx.customers.export_data(customer.id)["campaigns"]
-        assert [note["text"] for note in exported["notes"]] == ["Welcome!"]
-        crm.host.erase_customer_data(tx=tx, customer=customer)
+        assert [m["campaign"] for m in exported["memberships"]] == ["C1"]
+        assert exported["consent"][0]["channel"] == "sms"
+        tx.customers.erase(customer.id)
     with crm.transaction() as tx:
-        assert "campaigns" not in tx.customers.export_data(customer.id)
+        exported = tx.customers.export_data(customer.id)["campaigns"]
+        # memberships stay (anonymised customer) so figures do not change; consent is gone
+        assert exported["consent"] == []
+        assert exported["suppression_lists"] == ["erased"]
+        assert responses.member_of(tx, campaigns.get(tx.session, "C1"), customer.id)
