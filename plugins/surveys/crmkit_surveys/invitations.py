@@ -3,7 +3,7 @@
 Sending writes, in the caller's transaction, one :class:`Invitation` per recipient, a
 ``surveys.invitation_sent`` event in the outbox (channel plugins or a ``webhook`` rule
 deliver it; it carries the answer link) and, for customers, a ``survey_invitation`` entry
-on the timeline. The token is 32 random bytes (``secrets.token_urlsafe``); only its SHA-256
+on the timeline. The token is 32 random bytes (64 hex digits); only its SHA-256
 is stored in the invitation table.
 """
 
@@ -28,7 +28,7 @@ from crmkit_surveys.models import Invitation, Survey
 from crmkit_surveys.settings import Settings
 
 __all__ = ["Recipient", "Sent", "by_criteria", "by_segment", "find_by_token", "hash_token",
-           "load_employees", "recently_invited", "remind", "send"]
+           "load_employees", "new_token", "recently_invited", "remind", "send"]
 
 _EMPLOYEE_FIELDS = ("name", "email", "department", "role")
 
@@ -52,6 +52,12 @@ class Sent:
     invitation: Invitation
     token: str
     link: str
+
+
+def new_token() -> str:
+    """256 random bits as 64 hex digits: URL-safe, and never starting with "-" (which a
+    command line would take for an option, as ``token_urlsafe`` can)."""
+    return secrets.token_hex(32)
 
 
 def hash_token(token: str) -> str:
@@ -146,7 +152,7 @@ def send(tx: Transaction, survey: Survey, recipients: Iterable[Recipient], setti
         if who in open_:
             continue
         open_.add(who)
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         invitation = Invitation(
             survey_id=survey.id, token_hash=hash_token(token),
             customer_id=recipient.customer_id, email=recipient.email, name=recipient.name,
@@ -181,7 +187,7 @@ def remind(tx: Transaction, survey: Survey, settings: Settings, *,
     ).all()
     sent = []
     for invitation in rows:
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         invitation.token_hash = hash_token(token)
         invitation.reminders += 1
         invitation.last_reminded_at = now
