@@ -127,7 +127,8 @@ def score(tx: Transaction, lead: Lead, settings: Settings | None = None,
         Task.done_at >= since)) or 0
     if recent and settings.activity_points:
         earned = min(recent * settings.activity_points, settings.activity_max)
-        reasons.append({"points": earned, "why": f"{recent} activities in the last "
+        noun = "activity" if recent == 1 else "activities"
+        reasons.append({"points": earned, "why": f"{recent} {noun} in the last "
                         f"{settings.activity_days} days ({settings.activity_points} each, "
                         f"at most {settings.activity_max})"})
     return sum(r["points"] for r in reasons), reasons
