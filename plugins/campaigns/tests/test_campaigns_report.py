@@ -3,9 +3,10 @@
 import csv
 import io
 
+from sqlalchemy import select
+
 from crmkit_campaigns import campaigns, launch, report, responses
 from crmkit_campaigns.models import Member
-from sqlalchemy import select
 
 
 def test_report_per_variant_with_lift_against_control(crm, everyone):
