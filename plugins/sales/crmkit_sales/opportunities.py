@@ -132,7 +132,7 @@ def move(tx: Transaction, opportunity_id: int, stage: str) -> WorkflowStep:
     opp = get(tx, opportunity_id)
     if stage in (settings.won_stage, settings.lost_stage):
         verb = "win" if stage == settings.won_stage else "lose"
-        raise ValidationError([Issue("stage", f"use `{verb}` with a reason to close an "
+        raise ValidationError([Issue("stage", f"use '{verb}' with a reason to close an "
                                      "opportunity", stage)])
     instance = _instance(tx, opp)
     definition = tx.workflows.definitions.get(PIPELINE)

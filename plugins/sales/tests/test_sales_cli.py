@@ -79,7 +79,7 @@ def test_bad_input_is_one_line_and_changes_nothing(crmkit_cli, acme_id):
                      message="expected DOMAIN:QUANTITY:UNIT_PRICE:ITEM")
     assert as_json(crmkit_cli, "sales", "opps", "list") == []
     opp = as_json(crmkit_cli, *base, "--amount", "10", "--close-date", "2026-12-01")["id"]
-    crmkit_cli.fails("sales", "opps", "move", str(opp), "won", message="use `win`")
+    crmkit_cli.fails("sales", "opps", "move", str(opp), "won", message="use 'win'")
     crmkit_cli.fails("sales", "opps", "move", str(opp), "proposal",
                      message="does not allow moving from 'qualification' to 'proposal'")
     crmkit_cli.fails("sales", "opps", "lose", str(opp), "--reason", "bad vibes",

@@ -90,7 +90,7 @@ def test_moves_follow_the_workflow(crm, acme):
     with pytest.raises(ValidationError, match="'legal' is not a stage"), \
             crm.transaction() as tx:
         opportunities.move(tx, opp_id, "legal")
-    with pytest.raises(ValidationError, match="use `win` with a reason"), \
+    with pytest.raises(ValidationError, match="use 'win' with a reason"), \
             crm.transaction() as tx:
         opportunities.move(tx, opp_id, "won")
     assert state(crm, opp_id)[0] == "qualification"
