@@ -38,7 +38,14 @@ def counted() -> ColumnElement[bool]:
 
 
 def _rate(claims: Any, units: Any) -> Any:
-    return case((units > 0, func.round(literal(100.0) * claims / units, 2)), else_=None)
+    # Computed in SQL; rounded to 2 places in Python (PostgreSQL has no round(double, int)).
+    return case((units > 0, literal(100.0) * claims / units), else_=None)
+
+
+def _worst_first(rate: Any) -> tuple[Any, Any]:
+    """Highest rate first, no rate last, on every backend (PostgreSQL sorts NULL first in
+    DESC, MariaDB has no NULLS LAST)."""
+    return case((rate.is_(None), 1), else_=0), rate.desc()
 
 
 def _number(value: Any) -> float | None:
@@ -74,7 +81,7 @@ def _by_product() -> Any:
                    n_claims.label("claims"), _rate(n_claims, n_units).label("rate_percent"))
             .outerjoin(units, units.c.product_id == P.id)
             .outerjoin(claims, claims.c.product_id == P.id)
-            .order_by(_rate(n_claims, n_units).desc(), P.sku))
+            .order_by(*_worst_first(_rate(n_claims, n_units)), P.sku))
 
 
 def _by_line() -> Any:
@@ -91,7 +98,7 @@ def _by_line() -> Any:
                    n_claims.label("claims"), _rate(n_claims, n_units).label("rate_percent"))
             .outerjoin(units, units.c.product_line == lines.c.product_line)
             .outerjoin(claims, claims.c.product_line == lines.c.product_line)
-            .order_by(_rate(n_claims, n_units).desc(), lines.c.product_line))
+            .order_by(*_worst_first(_rate(n_claims, n_units)), lines.c.product_line))
 
 
 def _by_batch() -> Any:
@@ -107,7 +114,7 @@ def _by_batch() -> Any:
                    _rate(n_claims, units.c.units).label("rate_percent"))
             .select_from(units).join(P, P.id == units.c.product_id)
             .outerjoin(claims, and_(claims.c.product_id == units.c.product_id, same_batch))
-            .order_by(_rate(n_claims, units.c.units).desc(), P.sku, units.c.batch))
+            .order_by(*_worst_first(_rate(n_claims, units.c.units)), P.sku, units.c.batch))
 
 
 def _by_month() -> Any:

@@ -5,12 +5,11 @@ import datetime as dt
 import pytest
 from crmkit.errors import Conflict, NotFound, ValidationError
 from sqlalchemy import func, select
+from warranty_helpers import days_ago, register
 
 from crmkit_warranty import catalog, units
 from crmkit_warranty.models import WarrantyOwnership, WarrantyProduct, WarrantyUnit
 from crmkit_warranty.terms import add_business_days, add_months, entitlement
-
-from warranty_helpers import days_ago, register
 
 
 def count(crm, model):
