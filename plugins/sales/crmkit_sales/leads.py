@@ -11,7 +11,7 @@ import attrs
 from crmkit import Conflict, Issue, NotFound, Rejected, ValidationError
 from crmkit.db import utcnow
 from crmkit.models import Customer
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from crmkit_sales import opportunities, values
 from crmkit_sales.models import Lead, Task
@@ -187,6 +187,7 @@ def convert(tx: Transaction, lead_id: int, *, amount: Any = "0", currency: str |
     money = values.money("amount", amount)
     code = values.currency(currency if currency is not None else settings.default_currency)
     who = owner or lead.owner
+    _claim(tx, lead)
     person: Customer | None = None
     organization: Customer | None = None
     if lead.company:
@@ -218,6 +219,18 @@ def convert(tx: Transaction, lead_id: int, *, amount: Any = "0", currency: str |
     tx.emit("sales.lead_converted", {**result.to_dict(), "source": lead.source,
                                      "campaign": lead.campaign})
     return result
+
+
+def _claim(tx: Transaction, lead: Lead) -> None:
+    """Mark the lead as being converted, atomically: of two concurrent conversions one
+    claims it and the other gets a :class:`Conflict` (the row lock makes it wait, then its
+    condition no longer matches). Rolled back with everything else on failure."""
+    claimed = tx.session.execute(
+        update(Lead).where(Lead.id == lead.id, Lead.status == lead.status)
+        .values(status="converting").execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"lead {lead.id} is being converted or changed by someone else; "
+                       "reload and retry")
 
 
 def _copy_history(tx: Transaction, lead: Lead, customer: Customer) -> None:

@@ -217,3 +217,46 @@ def test_import_is_all_or_nothing_and_skips_duplicates(crm, tmp_path, acme):
         skipped = imports.import_leads(tx, imports.read_records(bad), on_error="skip")
     assert len(skipped.created) == 1 and skipped.rejected[0]["record"] == 2
     assert counts(crm)[2] == 3
+
+
+def test_an_event_captures_a_lead_through_an_automation_rule(crm_factory):
+    crm = crm_factory(config={"rules": [{
+        "name": "web-form-leads", "on": "web.form_submitted", "do": "sales_capture_lead",
+        "with": {"source": "web", "campaign": "winter-sale"}}]})
+    form = {"company": "Frostline Oy", "contact_name": "Aino Virtanen",
+            "email": "aino@frostline.example", "utm": "ignored"}
+    for _ in range(2):  # the same form twice: the duplicate is skipped, not an error
+        with crm.transaction(actor="web") as tx:
+            tx.emit("web.form_submitted", form)
+    with crm.transaction() as tx:
+        (lead,) = tx.session.scalars(select(Lead)).all()
+        assert (lead.company, lead.email, lead.source, lead.campaign) == (
+            "Frostline Oy", "aino@frostline.example", "web", "winter-sale")
+
+
+def test_two_concurrent_conversions_make_one_customer(crm, crmkit_database_url):
+    if crmkit_database_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises writers: the second transaction cannot even start")
+    import threading
+
+    lead_id = capture(crm, company="Nordwerk AG")
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def convert():
+        try:
+            with crm.transaction() as tx:
+                leads.get(tx, lead_id)
+                barrier.wait(timeout=10)
+                leads.convert(tx, lead_id)
+            outcomes.append("converted")
+        except Conflict as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=convert) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes)[0] == "converted" and "someone else" in sorted(outcomes)[1]
+    assert counts(crm) == (1, 1, 1)
