@@ -181,10 +181,12 @@ class Crm:
                 name=_arg(c, 0, "name"), run=_arg(c, 1, "run"), schema=_arg(c, 2, "schema", None),
                 needs_customer=_arg(c, 3, "needs_customer", True),
                 description=_arg(c, 4, "description", ""), owner=c.plugin,
+                check=_arg(c, 5, "check", None),
             ))
 
         self._contributions("register_actions", add)
-        book.load(self.config.data.get("rules", []), self.criteria_fields, self.config.source)
+        book.load(self.config.data.get("rules", []), self.criteria_fields, self.config.source,
+                  crm=self)
         return book
 
     def _check_plugin_configs(self) -> dict[str, dict[str, Any]]:

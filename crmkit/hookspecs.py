@@ -133,14 +133,16 @@ def register_workflows(register: Callable[..., None]) -> None:
 def register_actions(register: Callable[..., None]) -> None:
     """Contribute actions that automation rules can run (``do = "<name>"``).
 
-    ``register(name, run, schema=None, needs_customer=True, description="")``: ``run``
-    receives a :class:`crmkit.rules.ActionContext`; ``schema`` is the JSON Schema of the
-    rule's ``with`` table. Write through ``context.transaction()`` so a redelivered event
-    never writes twice.
+    ``register(name, run, schema=None, needs_customer=True, description="", check=None)``:
+    ``run`` receives a :class:`crmkit.rules.ActionContext`; ``schema`` is the JSON Schema of
+    the rule's ``with`` table; ``check(params, crm)`` returns a list of
+    :class:`crmkit.Issue` for parameters a schema cannot judge (a workflow that does not
+    exist), checked at start-up. Write
+    through ``context.transaction()`` so a redelivered event never writes twice.
 
     :param register: ``register(name: str, run: Callable[[ActionContext], None],
         schema: dict | None = None, needs_customer: bool = True,
-        description: str = "") -> None``.
+        description: str = "", check: Callable[[dict, Crm | None], list[Issue]] | None = None) -> None``.
 
     .. versionadded:: 0.1
     """

@@ -338,14 +338,14 @@ def test_an_enabled_plugin_that_is_not_installed_names_the_key_and_the_file(
     installed, tmp_path
 ):
     installed("fake", FAKE_PLUGIN)
-    config = write_config(tmp_path, ["fake", "sales"])
+    config = write_config(tmp_path, ["fake", "nowhere"])
     with pytest.raises(ConfigError) as caught:
         Crm.from_config(config, env={})
     error = caught.value
     assert (error.file, error.key) == (str(config.resolve()), "plugins.enabled")
     message = str(error)
-    assert message.startswith(f"{config.resolve()}: plugins.enabled: plugin 'sales' is enabled")
-    assert "pip install crmkit-sales" in message
+    assert message.startswith(f"{config.resolve()}: plugins.enabled: plugin 'nowhere' is enabled")
+    assert "pip install crmkit-nowhere" in message
     assert "fake" in message  # what is installed
 
 
