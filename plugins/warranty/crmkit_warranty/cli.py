@@ -253,9 +253,13 @@ def claims_show(cli: CliContext, claim_id: int, as_json: bool) -> None:
 def _move(cli: CliContext, claim_id: int, transition: str, as_json: bool, *,
           note: str | None = None, reason: str | None = None) -> None:
     with cli.crm.transaction(actor=default_actor()) as tx:
+        before = claims.get_claim(tx.session, claim_id).state
         claim = claims.move_claim(tx, claim_id, transition, note=note, reason=reason)
         data = claims.claim_dict(tx.session, claim)
-    _record(data, as_json)
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"claim {claim_id}: {transition} ({before} → {data['state']})")
 
 
 @claims_group.command("move")
