@@ -177,6 +177,17 @@ def on_transition(tx: Transaction, subject_id: str, to_state: str, data: Mapping
             amount=opp.amount if opp.status == "won" else None,
             currency=opp.currency if opp.status == "won" else None,
         )
+        campaign = None
+        if opp.lead_id is not None:
+            from crmkit_sales.models import Lead
+
+            lead = tx.session.get(Lead, opp.lead_id)
+            campaign = lead.campaign if lead is not None else None
+        tx.emit(f"sales.opportunity_{opp.status}", {
+            "opportunity_id": opp.id, "customer_id": opp.customer_id,
+            "amount": values.fmt(opp.amount), "currency": opp.currency,
+            "reason": opp.reason, "owner": opp.owner,
+            **({"campaign": campaign} if campaign else {})})
     tx.audit("sales_opportunity", opp.id, "move",
              {"before": {"stage": before}, "after": {"stage": to_state}})
 

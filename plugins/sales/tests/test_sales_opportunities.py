@@ -100,6 +100,17 @@ def test_moves_follow_the_workflow(crm, acme):
     assert state(crm, opp_id) == ("proposal", "open", None, "proposal")
 
 
+def test_won_and_lost_are_announced(crm, acme, crmkit_recorder):
+    won, lost = add(crm, acme), add(crm, acme, amount="99.5", owner="bob")
+    with crm.transaction() as tx:
+        opportunities.close(tx, won, won=True, reason="fit")
+        opportunities.close(tx, lost, won=False, reason="price")
+    assert crmkit_recorder.event("sales.opportunity_won").payload == {
+        "opportunity_id": won, "customer_id": acme.id, "amount": "18400.00",
+        "currency": "EUR", "reason": "fit", "owner": "alice"}
+    assert crmkit_recorder.event("sales.opportunity_lost").payload["amount"] == "99.50"
+
+
 def test_winning_needs_a_reason(crm, acme):
     opp_id = add(crm, acme)
     for reason in (None, "", "   "):
