@@ -88,6 +88,14 @@ def register_actions(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_criteria_fields(register: Callable[..., None]) -> None:
+    from crmkit_sales.criteria import FIELDS
+
+    for field in FIELDS:
+        register(field)
+
+
+@hookimpl
 def register_commands(register: Callable[..., None]) -> None:
     # Imported here: the admin tool asks for commands only when it needs them.
     from crmkit_sales.cli import sales

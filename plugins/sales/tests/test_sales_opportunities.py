@@ -201,3 +201,27 @@ def test_a_probability_override(crm, acme):
         data = opportunities.to_dict(tx, opportunities.get(tx, opp_id))
     assert (data["probability"], data["weighted"], data["close_date"]) == (
         60, "11040.00", "2027-01-05")
+
+
+def test_criteria_fields_agree_in_sql_and_python(crm, acme):
+    from crmkit.criteria import CustomerRecord
+    from crmkit.models import Customer
+
+    from crmkit_sales.criteria import extra_for
+
+    other = None
+    with crm.transaction() as tx:
+        other = tx.customers.create(kind="person", name="Nobody")
+    won, _open = add(crm, acme), add(crm, acme)
+    with crm.transaction() as tx:
+        opportunities.close(tx, won, won=True, reason="fit")
+    criteria = crm.criteria_fields.compile({"all": [
+        {"field": "sales.open_opportunities", "op": "gte", "value": 1},
+        {"field": "sales.won_opportunities", "op": "eq", "value": 1}]})
+    with crm.transaction() as tx:
+        matched = tx.session.scalars(select(Customer.id).where(criteria.to_sql())).all()
+        assert matched == [acme.id]
+        for customer in (acme, other):
+            record = CustomerRecord.of(tx.customers.get(customer.id),
+                                       extra=extra_for(tx.session, customer.id))
+            assert criteria.evaluate(record) is (customer.id == acme.id)
