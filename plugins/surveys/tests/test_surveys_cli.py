@@ -5,7 +5,7 @@ import io
 import json
 
 import pytest
-from conftest import EXAMPLES
+from surveys_samples import EXAMPLES
 
 
 @pytest.fixture

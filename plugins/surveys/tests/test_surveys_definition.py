@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from conftest import DOC, EMPLOYEE_DOC, EXAMPLES
 from crmkit import ValidationError
+from surveys_samples import DOC, EMPLOYEE_DOC, EXAMPLES
 
 from crmkit_surveys.answers import check_answers
 from crmkit_surveys.definition import load_document, parse

@@ -237,7 +237,7 @@ def test_the_version_answered_is_the_version_sent(crm, doc, people, publish, inv
 
 
 def test_sending_refuses_the_wrong_audience(crm, people, publish):
-    from conftest import EMPLOYEE_DOC
+    from surveys_samples import EMPLOYEE_DOC
 
     key = publish(EMPLOYEE_DOC)
     with pytest.raises(ValidationError, match="is for employees"), crm.transaction() as tx:

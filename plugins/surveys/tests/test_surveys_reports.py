@@ -4,9 +4,9 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import EMPLOYEE_DOC
 from crmkit import Conflict
 from sqlalchemy import select
+from surveys_samples import EMPLOYEE_DOC
 
 from crmkit_surveys import catalog, invitations
 from crmkit_surveys.models import Invitation, Response

@@ -1,7 +1,7 @@
 """NPS, CSAT and CES against examples worked out by hand."""
 
 import pytest
-from conftest import DOC
+from surveys_samples import DOC
 
 from crmkit_surveys.definition import parse
 from crmkit_surveys.scores import ces, csat, nps, percent, question_stats
