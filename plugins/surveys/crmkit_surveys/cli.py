@@ -24,7 +24,7 @@ class _DryRun(Exception):
     """Raised inside a transaction to roll it back after showing what it would do."""
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[Any, Any]):
     """An ISO 8601 duration option: P14D, P2W, PT48H, P1DT12H."""
 
     name = "duration"

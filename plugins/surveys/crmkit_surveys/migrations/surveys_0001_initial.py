@@ -8,6 +8,7 @@ Create Date: 2026-11-25
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,7 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("surveys",)
 depends_on: str | Sequence[str] | None = "0001_kernel"
 
-TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_nopad_bin"}
+TABLE_OPTIONS: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_nopad_bin"}
 
 
 def upgrade() -> None:

@@ -1,4 +1,5 @@
-"""The plugin as crmkit sees it: discovery first, then config, migrations and DSR hooks."""
+"""The plugin as crmkit sees it (this module sorts first, so the first test proves the
+entry point is discovered), then config, migrations and DSR hooks."""
 
 import pytest
 from crmkit import ConfigError
