@@ -88,9 +88,10 @@ def leads_add(cli: CliContext, force: bool, as_json: bool, **fields: Any) -> Non
 
 @leads_group.command("list")
 @click.option("--status", type=click.Choice(["new", "qualified", "disqualified", "converted"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
 @json_option
 @pass_cli
-def leads_list(cli: CliContext, status: str | None, as_json: bool) -> None:
+def leads_list(cli: CliContext, status: str | None, limit: int, as_json: bool) -> None:
     """List leads with their scores."""
     from sqlalchemy import select
 
@@ -98,7 +99,7 @@ def leads_list(cli: CliContext, status: str | None, as_json: bool) -> None:
 
     settings = Settings.of(cli.crm)
     with _read(cli) as tx:
-        query = select(Lead).order_by(Lead.id)
+        query = select(Lead).order_by(Lead.id).limit(limit)
         if status:
             query = query.where(Lead.status == status)
         rows = [_lead_row(tx, lead, settings) for lead in tx.session.scalars(query)]
@@ -254,16 +255,18 @@ def opps_add(cli: CliContext, customer_id: int, title: str, amount: str | None,
 @click.option("--owner")
 @click.option("--customer", "customer_id", type=int)
 @click.option("--status", type=click.Choice(["open", "won", "lost"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
 @json_option
 @pass_cli
 def opps_list(cli: CliContext, stage: str | None, owner: str | None,
-              customer_id: int | None, status: str | None, as_json: bool) -> None:
+              customer_id: int | None, status: str | None, limit: int,
+              as_json: bool) -> None:
     """List opportunities."""
     with _read(cli) as tx:
         settings = Settings.of(cli.crm)
         rows = [opportunities.to_dict(tx, o, settings, lines=False) for o in
                 opportunities.list_(tx, stage=stage, owner=owner, customer=customer_id,
-                                    status=status)]
+                                    status=status, limit=limit)]
     if as_json:
         echo_json(rows)
     else:
