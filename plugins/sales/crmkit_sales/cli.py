@@ -73,7 +73,7 @@ def _lead_row(tx: Any, lead: Any, settings: Settings) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Capture it even if it looks like a duplicate.")
 @json_option
 @pass_cli
-def leads_add(cli: CliContext, force: bool, as_json: bool, **fields: Any) -> None:
+def leads_add(cli: CliContext, /, force: bool, as_json: bool, **fields: Any) -> None:
     """Capture a lead by hand (refused if a customer or lead has its e-mail or name)."""
     settings = Settings.of(cli.crm)
     with _write(cli) as tx:

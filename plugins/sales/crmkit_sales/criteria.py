@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crmkit.criteria import CriteriaField
+from crmkit.criteria import CriteriaField, CustomerRecord
 from crmkit.models import Customer
 from sqlalchemy import func, select
 
@@ -28,14 +28,20 @@ def _count(status: str) -> Any:
             .correlate(Customer).scalar_subquery())
 
 
-FIELDS = [
-    CriteriaField(name=f"sales.{status}_opportunities", type="integer",
-                  sql=lambda status=status: _count(status),
-                  get=lambda record, status=status: record.extra.get(
-                      f"sales.{status}_opportunities", 0),
-                  description=f"How many {status} opportunities the customer has")
-    for status in ("open", "won")
-]
+def _field(status: str) -> CriteriaField:
+    name = f"sales.{status}_opportunities"
+
+    def sql() -> Any:
+        return _count(status)
+
+    def get(record: CustomerRecord) -> Any:
+        return record.extra.get(name, 0)
+
+    return CriteriaField(name=name, type="integer", sql=sql, get=get,
+                         description=f"How many {status} opportunities the customer has")
+
+
+FIELDS = [_field(status) for status in ("open", "won")]
 
 
 def extra_for(session: Session, customer_id: int) -> dict[str, int]:

@@ -136,6 +136,7 @@ def score(tx: Transaction, lead: Lead, settings: Settings | None = None,
 
 def set_status(tx: Transaction, lead_id: int, status: str, reason: str | None) -> Lead:
     """Qualify or disqualify a lead; disqualifying needs a reason."""
+    values.check_choice("status", status, ("qualified", "disqualified"))
     lead = get(tx, lead_id)
     why = values.text("reason", reason, required=status == "disqualified", max_length=500)
     if lead.status == "converted":
@@ -211,7 +212,7 @@ def convert(tx: Transaction, lead_id: int, *, amount: Any = "0", currency: str |
     lead.status, lead.customer_id, lead.opportunity_id = "converted", customer.id, opp.id
     lead.contact_id = person.id if person is not None and organization is not None else None
     lead.converted_at = lead.updated_at = now
-    tx.session.execute(Task.__table__.update().where(
+    tx.session.execute(update(Task).where(
         Task.lead_id == lead.id, Task.customer_id.is_(None)).values(customer_id=customer.id))
     tx.session.flush()
     result = Conversion(lead.id, customer.id, lead.contact_id, opp.id)
