@@ -39,7 +39,8 @@ def money(field: str, value: Any, *, allow_zero: bool = True) -> Decimal:
         raise _fail(field, f"must not be negative, got {amount}", value)
     if not allow_zero and amount == 0:
         raise _fail(field, "must be greater than zero", value)
-    if amount.as_tuple().exponent < -4:  # type: ignore[operator]
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:
         raise _fail(field, f"{amount} has more than 4 decimal places", value)
     if abs(amount) >= Decimal(10) ** 14:
         raise _fail(field, f"{amount} is too large", value)
