@@ -223,12 +223,13 @@ def _parse_line(raw: str) -> dict[str, str]:
 
 
 @opps_group.command("add")
-@click.option("--customer", "customer_id", type=int, required=True)
-@click.option("--title", required=True)
+@click.option("--customer", "customer_id", type=int, required=True,
+              help="The customer's id.")
+@click.option("--title", required=True, help="What the deal is about.")
 @click.option("--amount", help="Total amount (default: the lines' total).")
 @click.option("--currency", help="ISO 4217 code (default: the configured default_currency).")
 @click.option("--close-date", required=True, help="Expected close date, YYYY-MM-DD.")
-@click.option("--owner")
+@click.option("--owner", help="The salesperson responsible.")
 @click.option("--probability", type=int, help="Override the stage's probability (0-100).")
 @click.option("--line", "lines", multiple=True,
               help="A product or service, DOMAIN:QUANTITY:UNIT_PRICE:ITEM (repeatable).")
@@ -251,9 +252,9 @@ def opps_add(cli: CliContext, customer_id: int, title: str, amount: str | None,
 
 
 @opps_group.command("list")
-@click.option("--stage")
-@click.option("--owner")
-@click.option("--customer", "customer_id", type=int)
+@click.option("--stage", help="Only opportunities in this stage.")
+@click.option("--owner", help="Only this salesperson's.")
+@click.option("--customer", "customer_id", type=int, help="Only this customer's.")
 @click.option("--status", type=click.Choice(["open", "won", "lost"]))
 @click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
 @json_option
@@ -345,13 +346,13 @@ def tasks_group() -> None:
 
 @tasks_group.command("add")
 @click.option("--kind", type=click.Choice(tasks.KINDS), default="task", show_default=True)
-@click.option("--title", required=True)
+@click.option("--title", required=True, help="What to do.")
 @click.option("--due", required=True, help="Due date or date-time (ISO 8601; UTC if no "
               "offset).")
-@click.option("--owner")
-@click.option("--lead", "lead_id", type=int)
-@click.option("--opportunity", "opportunity_id", type=int)
-@click.option("--customer", "customer_id", type=int)
+@click.option("--owner", help="Who does it.")
+@click.option("--lead", "lead_id", type=int, help="Attach it to this lead ...")
+@click.option("--opportunity", "opportunity_id", type=int, help="... or this opportunity ...")
+@click.option("--customer", "customer_id", type=int, help="... or this customer.")
 @json_option
 @pass_cli
 def tasks_add(cli: CliContext, kind: str, title: str, due: str, owner: str | None,
@@ -369,7 +370,7 @@ def tasks_add(cli: CliContext, kind: str, title: str, due: str, owner: str | Non
 
 
 @tasks_group.command("list")
-@click.option("--owner")
+@click.option("--owner", help="Only this person's follow-ups.")
 @click.option("--overdue", is_flag=True, help="Only open follow-ups past due; each is "
               "announced once as the event sales.task_overdue.")
 @click.option("--all", "show_all", is_flag=True, help="Include done follow-ups.")
@@ -438,7 +439,7 @@ _TO = click.option("--to", "end", help="Last day, YYYY-MM-DD.")
 
 
 @report_group.command("pipeline")
-@click.option("--owner")
+@click.option("--owner", help="Only this salesperson's deals.")
 @_output_options
 @pass_cli
 def report_pipeline(cli: CliContext, owner: str | None, as_json: bool, as_csv: bool) -> None:
@@ -452,7 +453,7 @@ def report_pipeline(cli: CliContext, owner: str | None, as_json: bool, as_csv: b
 @_PERIOD
 @_FROM
 @_TO
-@click.option("--owner")
+@click.option("--owner", help="Only this salesperson's deals.")
 @_output_options
 @pass_cli
 def report_forecast(cli: CliContext, period: str, start: str | None, end: str | None,
