@@ -55,8 +55,9 @@ def leads_group() -> None:
     """Leads: capture, score, qualify, convert."""
 
 
-def _lead_row(tx: Any, lead: Any, settings: Settings) -> dict[str, Any]:
-    return {**lead.to_dict(), "score": leads.score(tx, lead, settings)[0]}
+def _lead_row(tx: Any, lead: Any, settings: Settings, recent: int | None = None
+              ) -> dict[str, Any]:
+    return {**lead.to_dict(), "score": leads.score(tx, lead, settings, recent=recent)[0]}
 
 
 @leads_group.command("add")
@@ -102,7 +103,9 @@ def leads_list(cli: CliContext, status: str | None, limit: int, as_json: bool) -
         query = select(Lead).order_by(Lead.id).limit(limit)
         if status:
             query = query.where(Lead.status == status)
-        rows = [_lead_row(tx, lead, settings) for lead in tx.session.scalars(query)]
+        found = list(tx.session.scalars(query))
+        recent = leads.recent_activities(tx, [lead.id for lead in found], settings)
+        rows = [_lead_row(tx, lead, settings, recent.get(lead.id, 0)) for lead in found]
     if as_json:
         echo_json(rows)
     else:

@@ -105,9 +105,26 @@ def get(tx: Transaction, lead_id: int) -> Lead:
     return lead
 
 
+def recent_activities(tx: Transaction, lead_ids: list[int], settings: Settings,
+                      now: dt.datetime | None = None) -> dict[int, int]:
+    """How many calls, meetings and e-mails were done on each lead recently (one query)."""
+    if not lead_ids:
+        return {}
+    since = (now or utcnow()) - dt.timedelta(days=settings.activity_days)
+    rows = tx.session.execute(select(Task.lead_id, func.count(Task.id)).where(
+        Task.lead_id.in_(lead_ids), Task.status == "done", Task.kind.in_(ACTIVITY_KINDS),
+        Task.done_at >= since).group_by(Task.lead_id))
+    return {int(lead_id): int(count) for lead_id, count in rows if lead_id is not None}
+
+
 def score(tx: Transaction, lead: Lead, settings: Settings | None = None,
-          *, now: dt.datetime | None = None) -> tuple[int, list[dict[str, Any]]]:
-    """The lead's score and, for each rule that gave points, how many and why."""
+          *, now: dt.datetime | None = None, recent: int | None = None
+          ) -> tuple[int, list[dict[str, Any]]]:
+    """The lead's score and, for each rule that gave points, how many and why.
+
+    ``recent`` is the lead's count from :func:`recent_activities` when the caller scores
+    many leads at once; without it the count is read here.
+    """
     settings = settings or Settings.of(tx.crm)
     reasons: list[dict[str, Any]] = []
     points = settings.source_points.get(lead.source)
@@ -121,10 +138,8 @@ def score(tx: Transaction, lead: Lead, settings: Settings | None = None,
             reasons.append({"points": rule.points, "why": f"has a {rule.field}"})
         elif str(value).lower() == rule.value.lower():
             reasons.append({"points": rule.points, "why": f"{rule.field} is {rule.value}"})
-    since = (now or utcnow()) - dt.timedelta(days=settings.activity_days)
-    recent = tx.session.scalar(select(func.count(Task.id)).where(
-        Task.lead_id == lead.id, Task.status == "done", Task.kind.in_(ACTIVITY_KINDS),
-        Task.done_at >= since)) or 0
+    if recent is None:
+        recent = recent_activities(tx, [lead.id], settings, now).get(lead.id, 0)
     if recent and settings.activity_points:
         earned = min(recent * settings.activity_points, settings.activity_max)
         noun = "activity" if recent == 1 else "activities"
