@@ -35,6 +35,9 @@ crmkit campaigns launch WINTER26
 say "Launching again sends to nobody twice"
 crmkit campaigns launch WINTER26
 crmkit campaigns members WINTER26
+say "The sends wait in the outbox for channel plugins or webhook rules; deliver them"
+crmkit events list --limit 2
+crmkit events dispatch
 
 say "Responses: an inquiry quoting the code, a purchase quoting the offer code, a CLI entry"
 crmkit interactions log 4 --channel email --kind inquiry --summary "Question about WINTER15" \

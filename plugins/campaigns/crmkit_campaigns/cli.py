@@ -316,7 +316,8 @@ def campaigns_respond(cli: CliContext, campaign: str, customer_id: int, status: 
         data = responses.to_dict(responses.record(tx, found, customer_id, status, at=at,
                                                   revenue=revenue))
     echo_json(data) if as_json else click.echo(
-        f"Customer {customer_id} in {campaign!r}: {data['status']}.")
+        f"Recorded {status} for customer {customer_id} in {campaign!r} (status now "
+        f"{data['status']}).")
 
 
 @campaigns_group.command("import-responses")

@@ -8,7 +8,6 @@ A frozen segment is a static list of customer ids, written with one ``INSERT ...
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from crmkit import Conflict, Issue, NotFound, Rejected, ValidationError
@@ -114,8 +113,3 @@ def freeze(tx: Transaction, segment: Segment) -> int:
     tx.audit("campaigns_segment", segment.id, "freeze", {"members": count})
     tx.emit("campaigns.segment_frozen", {"segment_id": segment.id, "members": count})
     return count
-
-
-def criteria_of(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A criteria document as stored (a plain dict)."""
-    return dict(document)
