@@ -65,6 +65,8 @@ def defect_report(session: Session, by: str = "product",
         for key in ("rate_percent", "share_percent"):
             if key in row:
                 row[key] = _number(row[key])
+        if by == "batch" and row["batch"] == "":
+            row["batch"] = None
         if by == "code":
             row["description"] = (defect_codes or {}).get(row["defect_code"])
     return rows
@@ -102,18 +104,20 @@ def _by_line() -> Any:
 
 
 def _by_batch() -> Any:
-    units = (select(U.product_id, U.batch, func.count().label("units"))
-             .group_by(U.product_id, U.batch).subquery())
-    claims = (select(U.product_id, U.batch, func.count().label("claims"))
+    # Units without a batch group under '' (shown as null): an equality join on the key lets
+    # every backend hash-join the two aggregates (an "or both null" condition would not).
+    key = func.coalesce(U.batch, "")
+    units = (select(U.product_id, key.label("batch"), func.count().label("units"))
+             .group_by(U.product_id, key).subquery())
+    claims = (select(U.product_id, key.label("batch"), func.count().label("claims"))
               .select_from(C).join(U, U.id == C.unit_id).where(counted())
-              .group_by(U.product_id, U.batch).subquery())
+              .group_by(U.product_id, key).subquery())
     n_claims = func.coalesce(claims.c.claims, 0)
-    same_batch = or_(claims.c.batch == units.c.batch,
-                     and_(claims.c.batch.is_(None), units.c.batch.is_(None)))
     return (select(P.sku, units.c.batch, units.c.units, n_claims.label("claims"),
                    _rate(n_claims, units.c.units).label("rate_percent"))
             .select_from(units).join(P, P.id == units.c.product_id)
-            .outerjoin(claims, and_(claims.c.product_id == units.c.product_id, same_batch))
+            .outerjoin(claims, and_(claims.c.product_id == units.c.product_id,
+                                    claims.c.batch == units.c.batch))
             .order_by(*_worst_first(_rate(n_claims, units.c.units)), P.sku, units.c.batch))
 
 

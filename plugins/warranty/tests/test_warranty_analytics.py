@@ -190,3 +190,13 @@ def test_report_tables_exist_only_with_the_plugin_prefix():
     assert all(t.startswith("warranty_") for t in (
         WarrantyProduct.__tablename__, WarrantyUnit.__tablename__,
         WarrantyClaim.__tablename__, WarrantyAlert.__tablename__))
+
+
+def test_units_without_a_batch_form_their_own_group(crm, catalogue):
+    with crm.transaction() as tx:
+        register(tx, catalogue[0], "N1", batch=None)
+        register(tx, catalogue[0], "N2", batch=None)
+        register(tx, catalogue[0], "L1", batch="L")
+        claim(tx, "N1", "noise")
+    assert [(r["batch"], r["units"], r["claims"], r["rate_percent"])
+            for r in report(crm, "batch")] == [(None, 2, 1, 50.0), ("L", 1, 0, 0.0)]
