@@ -55,15 +55,21 @@ Bob,bob@corp.example,sales,staff
 Cy,cy@corp.example,sales,staff
 Dana,dana@corp.example,sales,staff
 Eli,eli@corp.example,sales,staff
-Fay,fay@corp.example,it,staff
+Fay,fay@corp.example,service,lead
+Gus,gus@corp.example,service,staff
+Hal,hal@corp.example,service,staff
+Ida,ida@corp.example,service,staff
+Jo,jo@corp.example,service,staff
+Kim,kim@corp.example,it,staff
 CSV
 crmkit surveys add "$here/examples/pulse.json"
 crmkit surveys publish pulse
 crmkit surveys send pulse --employees "$tmp/staff.csv" --json > "$tmp/staff.json"
 n=1
-for score in 9 10 8 6 9 3; do
-    crmkit surveys respond "$(token "$tmp/staff.json" $n)" --answers "{\"enps\": $score}"
+for score in 9 10 8 6 9 7 9 10 10 4 3; do
+    crmkit surveys respond "$(token "$tmp/staff.json" $n)" --answers "{\"enps\": $score}" \
+        > /dev/null
     n=$((n + 1))
 done
-say "By department: 'it' has fewer than min_group_size (5) responses and is suppressed"
+say "By department (min_group_size 5): 'it' has 1 response and is hidden; 'sales' is hidden too, else all minus service would reveal it"
 crmkit surveys report pulse --by department

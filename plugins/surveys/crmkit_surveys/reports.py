@@ -3,7 +3,8 @@
 Groups (``by``): ``segment`` (how recipients were chosen), ``department``, ``role`` or
 ``month`` (of the response; of the invitation for the rate). For an anonymous survey a
 group with fewer complete responses than ``min_group_size`` is suppressed (its name only),
-and so is the whole report below that size.
+and so are further groups when the total minus the shown groups would reveal it; the whole
+report is suppressed below that size.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def build_report(session: Session, survey: Survey, *, by: str | None = None,
         "status": survey.status, "anonymous": survey.anonymous,
         "include_partial": include_partial,
         "min_group_size": min_group_size if survey.anonymous else None,
-        **_group(definition, "(all)", counted, invitations, responses, minimum),
+        **_group(definition, ALL, counted, invitations, responses,
+                 suppressed=len(counted) < minimum),
     }
     if by is not None:
         keyed: dict[str, list[Response]] = defaultdict(list)
@@ -55,12 +57,30 @@ def build_report(session: Session, survey: Survey, *, by: str | None = None,
         for r in responses:
             every[_key(r, by)].append(r)
         report["by"] = by
+        names = sorted(set(keyed) | set(invited))
+        hidden = _suppressed(names, keyed, minimum) if survey.anonymous else set()
         report["groups"] = [
             _group(definition, name, keyed.get(name, []), invited.get(name, []),
-                   every.get(name, []), minimum)
-            for name in sorted(set(keyed) | set(invited))
+                   every.get(name, []), suppressed=name in hidden)
+            for name in names
         ]
     return report
+
+
+def _suppressed(names: Sequence[str], keyed: dict[str, list[Response]], minimum: int
+                ) -> set[str]:
+    """The groups an anonymous report hides: those below ``minimum`` and, when that leaves
+    fewer than ``minimum`` hidden responses, the smallest shown groups as well.
+
+    Otherwise the total minus the shown groups would reveal a small group's answers
+    (complementary, or secondary, suppression as statistical offices do it).
+    """
+    sizes = {name: len(keyed.get(name, [])) for name in names}
+    hidden = {name for name, size in sizes.items() if size < minimum}
+    shown = sorted((n for n in names if n not in hidden), key=lambda n: (sizes[n], n))
+    while 0 < sum(sizes[n] for n in hidden) < minimum and shown:
+        hidden.add(shown.pop(0))
+    return hidden
 
 
 def _key(row: Response | Invitation, by: str) -> str:
@@ -72,9 +92,9 @@ def _key(row: Response | Invitation, by: str) -> str:
 
 
 def _group(definition: SurveyDefinition, name: str, counted: Sequence[Response],
-           invitations: Sequence[Invitation], every: Sequence[Response], minimum: int
+           invitations: Sequence[Invitation], every: Sequence[Response], *, suppressed: bool
            ) -> dict[str, Any]:
-    if len(counted) < minimum:
+    if suppressed:
         return {"group": name, "suppressed": True, "questions": [], "free_text": []}
     complete = sum(1 for r in every if r.status == "complete")
     answered_invitations = sum(1 for i in invitations if i.answered == "complete")
@@ -110,8 +130,8 @@ def flat_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for group in [report, *report.get("groups", [])]:
         if group["suppressed"]:
-            rows.append({"group": group["group"], "question": "(suppressed: fewer than "
-                         f"{report['min_group_size']} responses)"})
+            rows.append({"group": group["group"], "question": "(suppressed for anonymity: "
+                         f"min_group_size {report['min_group_size']})"})
             continue
         for stats in group["questions"]:
             row = {k: stats.get(k) for k in COLUMNS if k not in ("group", "distribution")}

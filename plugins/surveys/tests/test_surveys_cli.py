@@ -117,20 +117,21 @@ def test_employee_survey_through_the_cli(crmkit_cli, tmp_path):
     crmkit_cli.ok("surveys", "publish", "pulse")
     staff = tmp_path / "staff.csv"
     staff.write_text("name,email,department,role\n" + "".join(
-        f"P{i},p{i}@corp.example,{'sales' if i < 3 else 'it'},staff\n" for i in range(4)),
+        f"P{i},p{i}@corp.example,{['sales', 'ops', 'it'][i // 3]},staff\n"
+        for i in range(7)),
         encoding="utf-8")
     crmkit_cli.fails("surveys", "send", "pulse", "--customer", "1", message="")
     sent = json.loads(crmkit_cli.ok("surveys", "send", "pulse", "--employees", str(staff),
                                     "--json").stdout)
-    assert [s["email"] for s in sent] == [f"p{i}@corp.example" for i in range(4)]
-    for s, score in zip(sent, [9, 10, 4, 8], strict=True):
+    assert [s["email"] for s in sent] == [f"p{i}@corp.example" for i in range(7)]
+    for s, score in zip(sent, [9, 10, 4, 8, 9, 9, 2], strict=True):
         crmkit_cli.ok("surveys", "respond", s["token"], "--answers",
                       json.dumps({"enps": score}))
     crmkit_cli.config = {"plugin": {"surveys": {"min_group_size": 3}}}
     data = json.loads(crmkit_cli.ok("surveys", "report", "pulse", "--by", "department",
                                     "--json").stdout)
-    assert data["questions"][0]["nps"] == 25.0
+    assert data["questions"][0]["nps"] == 28.6  # promoters 4, detractors 2 of 7
     groups = {g["group"]: g["suppressed"] for g in data["groups"]}
-    assert groups == {"it": True, "sales": False}
+    assert groups == {"it": True, "ops": True, "sales": False}
     text = crmkit_cli.ok("surveys", "report", "pulse", "--by", "department").stdout
     assert "suppressed" in text

@@ -78,8 +78,9 @@ def test_groups_by_segment_and_month(crm, people, publish, invite):
 
 
 EMPLOYEES = [("ann@corp.example", "sales"), ("bob@corp.example", "sales"),
-             ("cy@corp.example", "sales"), ("di@corp.example", "it"),
-             ("ed@corp.example", "it")]
+             ("cy@corp.example", "sales"), ("di@corp.example", "ops"),
+             ("ed@corp.example", "ops"), ("fo@corp.example", "ops"),
+             ("gu@corp.example", "it")]
 
 
 @pytest.fixture
@@ -111,18 +112,31 @@ def test_anonymous_responses_link_to_nobody(crm, pulse, crmkit_recorder):
 
 
 def test_small_groups_are_suppressed(crm, pulse):
+    # sales 10, 9, 6; ops 3, 8, 9; it 10. All: promoters 4, detractors 2 of 7 -> 28.6
     with crm.transaction() as tx:
-        for token, score in zip(pulse, [10, 9, 6, 3, 8], strict=True):
+        for token, score in zip(pulse, [10, 9, 6, 3, 8, 9, 10], strict=True):
             respond(tx, token, {"enps": score, "idea": f"idea {score}"})
     data = report(crm, "pulse", by="department", min_group_size=3)
-    assert data["suppressed"] is False and data["questions"][0]["nps"] == 0.0
+    assert data["suppressed"] is False and data["questions"][0]["nps"] == 28.6
     assert "response_id" not in data["free_text"][0]
     groups = {g["group"]: g for g in data["groups"]}
     assert groups["it"] == {"group": "it", "suppressed": True, "questions": [],
                             "free_text": []}
+    # "it" alone would be the total minus the shown groups: the smallest other group
+    # (ops, 3 responses; ties by name) is hidden with it
+    assert groups["ops"]["suppressed"] is True
     assert groups["sales"]["responses"] == 3 and groups["sales"]["questions"][0]["nps"] == 33.3
-    whole = report(crm, "pulse", min_group_size=6)
+    whole = report(crm, "pulse", min_group_size=8)
     assert whole["suppressed"] is True and "responses" not in whole
+
+
+def test_no_second_group_is_hidden_when_the_hidden_ones_are_enough(crm, pulse):
+    with crm.transaction() as tx:
+        for token in pulse[:6]:
+            respond(tx, token, {"enps": 9})
+    groups = {g["group"]: g["suppressed"]
+              for g in report(crm, "pulse", by="department", min_group_size=3)["groups"]}
+    assert groups == {"it": True, "ops": False, "sales": False}  # it has no response
 
 
 def test_a_named_survey_keeps_groups_of_one(crm, people, publish, invite):
