@@ -13,7 +13,7 @@ from crmkit.cli.context import CliContext, default_actor, pass_cli
 from crmkit.cli.output import echo_json, echo_record, echo_table, json_option
 from crmkit.criteria import parse_duration
 
-from crmkit_surveys import catalog, invitations, reports
+from crmkit_surveys import catalog, invitations, privacy, reports
 from crmkit_surveys.definition import load_document
 from crmkit_surveys.importer import import_records, read_records
 from crmkit_surveys.responses import respond
@@ -332,6 +332,16 @@ def _echo_report(report: dict[str, Any]) -> None:
         click.echo("Free-text answers:")
         for item in report["free_text"]:
             click.echo(f"  [{item['question']}] {item['text']}")
+
+
+@surveys.command("forget-employee")
+@click.argument("email")
+@pass_cli
+def surveys_forget_employee(cli: CliContext, email: str) -> None:
+    """Erase an employee's invitations and unlink their responses (free texts removed)."""
+    with cli.crm.transaction(actor=_actor()) as tx:
+        removed = privacy.forget_employee(tx, email)
+    click.echo(f"Removed {removed} invitation(s) of {email.strip().lower()}")
 
 
 def _pct(value: float | None) -> str:

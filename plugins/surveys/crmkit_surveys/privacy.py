@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from crmkit import Transaction
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from crmkit_surveys.catalog import definition_of
 from crmkit_surveys.models import Invitation, Response, Survey
 
-__all__ = ["erase", "export"]
+__all__ = ["erase", "export", "forget_employee"]
 
 
 def export(tx: Transaction, customer_id: int) -> dict[str, Any] | None:
@@ -53,3 +53,25 @@ def erase(tx: Transaction, customer_id: int) -> None:
     session.flush()
     session.execute(delete(Invitation).where(Invitation.customer_id == customer_id))
     tx.audit("customer", customer_id, "erase", {"plugin": "surveys"})
+
+
+def forget_employee(tx: Transaction, email: str) -> int:
+    """Forget an employee (employees are not customers, so the kernel's erasure does not
+    reach them): their invitations go, their responses lose the link and free texts.
+
+    Returns how many invitations were removed.
+    """
+    session = tx.session
+    address = email.strip().lower()
+    ids = session.scalars(select(Invitation.id).where(
+        func.lower(Invitation.email) == address)).all()
+    for response in session.scalars(select(Response).where(Response.invitation_id.in_(ids))):
+        survey = session.get(Survey, response.survey_id)
+        assert survey is not None
+        texts = {q.id for q in definition_of(survey).questions if q.type == "text"}
+        response.answers = {k: v for k, v in response.answers.items() if k not in texts}
+        response.invitation_id = None
+    session.flush()
+    session.execute(delete(Invitation).where(Invitation.id.in_(ids)))
+    tx.audit("surveys_employee", address, "erase", {"invitations": len(ids)})
+    return len(ids)

@@ -61,3 +61,28 @@ def test_export_and_erase(crm, people, publish, invite):
         assert response.customer_id is None and response.invitation_id is None
         assert response.answers == {"recommend": 4, "satisfied": 2}  # the text is gone
         assert session.scalars(select(Invitation)).all() == []
+
+
+def test_an_employee_can_be_forgotten(crmkit_cli, tmp_path):
+    import json
+
+    from surveys_samples import EXAMPLES
+
+    named = json.loads((EXAMPLES / "pulse.json").read_text(encoding="utf-8"))
+    named.update(key="named", anonymous=False)
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(named), encoding="utf-8")
+    crmkit_cli.ok("surveys", "add", str(path))
+    crmkit_cli.ok("surveys", "publish", "named")
+    staff = tmp_path / "staff.csv"
+    staff.write_text("name,email,department,role\nAnn,ann@corp.example,it,lead\n",
+                     encoding="utf-8")
+    [sent] = json.loads(crmkit_cli.ok("surveys", "send", "named", "--employees", str(staff),
+                                      "--json").stdout)
+    crmkit_cli.ok("surveys", "respond", sent["token"], "--answers",
+                  '{"enps": 8, "idea": "Ann wants a desk"}')
+    out = crmkit_cli.ok("surveys", "forget-employee", "ANN@corp.example").stdout
+    assert out.strip() == "Removed 1 invitation(s) of ann@corp.example"
+    report = json.loads(crmkit_cli.ok("surveys", "report", "named", "--json").stdout)
+    assert report["responses"] == 1 and report["free_text"] == []
+    assert report["questions"][0]["answers"] == 1
