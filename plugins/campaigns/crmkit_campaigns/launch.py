@@ -209,4 +209,5 @@ def launch(tx: Transaction, campaign: Campaign) -> LaunchResult:
     results: list[LaunchResult] = []
     tx.session.info.setdefault("campaigns.launches", results)
     campaigns.move(tx, campaign, "launch")  # workflow_transitioned runs the launch
-    return tx.session.info.pop("campaigns.launches")[-1]
+    done: list[LaunchResult] = tx.session.info.pop("campaigns.launches")
+    return done[-1]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from crmkit import Issue, NotFound, ValidationError
 from crmkit.db import utcnow
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 
 from crmkit_campaigns import consent, validation
 from crmkit_campaigns.models import Campaign, Member
@@ -188,7 +188,7 @@ def from_interaction(tx: Transaction, interaction: Interaction) -> None:
         return
     query = select(Member, Campaign).join(Campaign, Campaign.id == Member.campaign_id).where(
         Member.customer_id == interaction.customer_id)
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if codes:
         conditions.append(Campaign.code.in_(codes))
     if purchase:
