@@ -33,7 +33,7 @@ def read_records(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
 def _csv_rows(name: str, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text))
     for row in reader:
-        extra = row.pop(None, None)  # type: ignore[call-overload]
+        extra = row.pop(None, None)
         if extra:
             raise ValidationError([Issue(f"{name}:line {reader.line_num}",
                                          "more cells than header columns")])
