@@ -179,6 +179,10 @@ class LaunchResult(dict[str, Any]):
 
 def run(tx: Transaction, campaign: Campaign) -> LaunchResult:
     """Materialise and send one launch of a running campaign (no state check here)."""
+    # Two launches of one campaign at once: the second waits here for the first to commit,
+    # then sees its members and adds none (SQLite serialises writers anyway).
+    tx.session.execute(select(Campaign).where(Campaign.id == campaign.id).with_for_update()
+                       .execution_options(populate_existing=True))
     now = utcnow()
     if campaign.ends_at is not None and campaign.ends_at <= now:
         raise Rejected(f"campaign {campaign.code!r} ended at {campaign.ends_at.isoformat()}; "

@@ -91,3 +91,14 @@ def test_suppression_list_import(crmkit_cli, people, everyone, tmp_path):
                   everyone)
     result = json.loads(crmkit_cli.ok("campaigns", "launch", "S", "--json").stdout)
     assert result["added"] == 4
+
+
+def test_lifecycle_commands(crmkit_cli, people, everyone):
+    cli = crmkit_cli
+    cli.ok("campaigns", "add", "L", "--name", "L", "--channel", "sms", "--segment", everyone)
+    assert "scheduled" in cli.ok("campaigns", "schedule", "L").stdout
+    assert json.loads(cli.ok("campaigns", "list", "--state", "scheduled", "--json").stdout)[0][
+        "code"] == "L"
+    assert "cancelled" in cli.ok("campaigns", "cancel", "L").stdout
+    cli.fails("campaigns", "launch", "L", message="is cancelled; it cannot be launched")
+    assert "No campaigns yet." in cli.ok("campaigns", "list", "--state", "running").stdout

@@ -153,3 +153,14 @@ def test_a_campaign_that_has_ended_is_not_launched(crm, people, everyone):
     assert members(crm, "SPRING") == {}
     with crm.transaction() as tx:
         assert campaigns.get(tx.session, "SPRING").state == "draft"
+
+
+def test_sends_are_delivered_from_the_outbox(crm, people, everyone, crmkit_recorder):
+    add(crm, control_percent=0)
+    with crm.transaction() as tx:
+        launch.launch(tx, campaigns.get(tx.session, "SPRING"))
+    crm.dispatcher.run_once(limit=100)
+    delivered = crmkit_recorder.deliveries("campaigns.send")
+    customer_ids = sorted({d.event.payload["customer_id"] for d in delivered})
+    assert customer_ids == sorted(c.id for c in people)
+    assert {d.event.payload["code"] for d in delivered} == {"SPRING"}
