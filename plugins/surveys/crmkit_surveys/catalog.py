@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmkit import Conflict, Issue, NotFound, Transaction, ValidationError
+from crmkit import Conflict, NotFound, Transaction
 from crmkit.db import utcnow
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -118,8 +118,3 @@ def _latest(session: Session, key: str) -> Survey | None:
         select(Survey).where(Survey.key == key).order_by(Survey.version.desc()).limit(1)
     ).first()
 
-
-def check_key(key: str) -> None:
-    """Refuse a malformed key before it reaches a query."""
-    if not isinstance(key, str) or not key or len(key) > 60:
-        raise ValidationError([Issue("key", "must be a survey key", key)])
