@@ -172,13 +172,10 @@ def add(tx: Transaction, *, code: str, name: str, channel: str, segments: Sequen
 
 
 def get(session: Session, key: str | int) -> Campaign:
-    """The campaign with this code or id; :class:`NotFound` otherwise."""
-    query = select(Campaign)
-    if isinstance(key, int) or key.isdigit():
-        query = query.where(Campaign.id == int(key))
-    else:
-        query = query.where(Campaign.code == key)
-    campaign = session.scalars(query).first()
+    """The campaign with this code, else with this id; :class:`NotFound` otherwise."""
+    campaign = session.scalars(select(Campaign).where(Campaign.code == str(key))).first()
+    if campaign is None and (isinstance(key, int) or key.isdigit()):
+        campaign = session.get(Campaign, int(key))
     if campaign is None:
         raise NotFound(f"no campaign {key!r}")
     return campaign

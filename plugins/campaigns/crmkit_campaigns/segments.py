@@ -56,13 +56,10 @@ def add(tx: Transaction, name: str, criteria: Any, description: str | None = Non
 
 
 def get(session: Session, key: str | int) -> Segment:
-    """The segment with this name or id; :class:`NotFound` otherwise."""
-    query = select(Segment)
-    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-        query = query.where(Segment.id == int(key))
-    else:
-        query = query.where(Segment.name == key)
-    segment = session.scalars(query).first()
+    """The segment with this name, else with this id; :class:`NotFound` otherwise."""
+    segment = session.scalars(select(Segment).where(Segment.name == str(key))).first()
+    if segment is None and (isinstance(key, int) or key.isdigit()):
+        segment = session.get(Segment, int(key))
     if segment is None:
         raise NotFound(f"no segment {key!r}")
     return segment

@@ -102,3 +102,16 @@ def test_lifecycle_commands(crmkit_cli, people, everyone):
     assert "cancelled" in cli.ok("campaigns", "cancel", "L").stdout
     cli.fails("campaigns", "launch", "L", message="is cancelled; it cannot be launched")
     assert "No campaigns yet." in cli.ok("campaigns", "list", "--state", "running").stdout
+
+
+def test_campaigns_and_segments_are_found_by_code_or_id(crmkit_cli, people, everyone):
+    cli = crmkit_cli
+    cli.ok("campaigns", "add", "2026", "--name", "Year", "--channel", "email", "--segment",
+           everyone)
+    by_code = json.loads(cli.ok("campaigns", "show", "2026", "--json").stdout)
+    assert json.loads(cli.ok("campaigns", "show", str(by_code["id"]), "--json").stdout) == \
+        by_code
+    segment = json.loads(cli.ok("campaigns", "segments", "list", "--json").stdout)[0]
+    preview = json.loads(cli.ok("campaigns", "segments", "preview", str(segment["id"]),
+                                "--json").stdout)
+    assert preview["segment"] == everyone
