@@ -8,9 +8,10 @@ from crmkit.workflow.definition import (
     WorkflowRegistry,
     parse_definition,
 )
-from crmkit.workflow.engine import TimerResult, WorkflowRepository, fire_due_timers
+from crmkit.workflow.engine import TIMER_ACTOR, TimerResult, WorkflowRepository, fire_due_timers
 
 __all__ = [
+    "TIMER_ACTOR",
     "Timer",
     "TimerResult",
     "Transition",

@@ -10,16 +10,58 @@ final states with a way out, and states no path reaches are errors naming the wo
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from crmkit.criteria import Criteria, FieldRegistry, parse_duration
-from crmkit.errors import Issue, NotFound, ValidationError
+from crmkit.errors import ConfigError, Issue, NotFound, ValidationError, short_repr
 from crmkit.schemas import compile_schema, issues_of, load_kernel_schema
 
-__all__ = ["Timer", "Transition", "WorkflowDefinition", "WorkflowRegistry", "parse_definition"]
+__all__ = [
+    "MAX_TIMER",
+    "Timer",
+    "Transition",
+    "WorkflowDefinition",
+    "WorkflowRegistry",
+    "format_duration",
+    "parse_definition",
+    "parse_time",
+]
+
+#: The longest ``after`` a timer may wait: ten years. A longer one is a typo, and one beyond
+#: year 9999 could not be stored at all.
+MAX_TIMER = dt.timedelta(days=3660)
+#: Workflow names, as config keys and as stored in ``workflow_instance.workflow``.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,59}")
+
+
+def format_duration(delta: dt.timedelta) -> str:
+    """``delta`` (whole hours) as the ISO 8601 duration a definition writes: ``P30D``,
+    ``PT48H``, ``P1DT12H``."""
+    hours = delta.seconds // 3600
+    if delta.days and hours:
+        return f"P{delta.days}DT{hours}H"
+    return f"P{delta.days}D" if delta.days else f"PT{hours}H"
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An aware time from ISO 8601 text with an offset (``Z`` allowed), in UTC, between the
+    years 1000 and 9998 (what every backend stores); ``None`` otherwise."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            return None
+        when = when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+    return when if 1000 <= when.year <= 9998 else None
+
 
 
 @attrs.frozen
@@ -31,17 +73,25 @@ class Timer:
     at_key: str | None = None
 
     def due(self, entered_at: dt.datetime, data: Mapping[str, Any]) -> dt.datetime | None:
-        """When the timer fires for an instance that entered the state at ``entered_at``."""
+        """When the timer fires for an instance that entered the state at ``entered_at``.
+
+        An ``at`` timer whose key is missing from the data (or ``null``) is not armed; a
+        value that is not an ISO 8601 time with an offset is a :class:`ValidationError`
+        (an SLA that silently never fires is worse than a refused transition).
+        """
         if self.after is not None:
             return entered_at + self.after
-        raw = data.get(self.at_key or "")
-        if isinstance(raw, str):
-            try:
-                when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            return when if when.tzinfo else None
-        return None
+        key = self.at_key or ""
+        raw = data.get(key)
+        if raw is None:
+            return None
+        when = parse_time(raw)
+        if when is None:
+            raise ValidationError([Issue(
+                f"data.{key}", "a timer fires at this time: it must be an ISO 8601 date-time "
+                f"with an offset (2026-12-01T09:00:00+00:00) between the years 1000 and 9998, "
+                f"got {short_repr(raw)}", raw)])
+        return when
 
 
 @attrs.frozen
@@ -85,7 +135,7 @@ class WorkflowDefinition:
                 {"name": t.name, "from": list(t.sources), "to": t.target,
                  "guard": t.guard.document if t.guard else None,
                  "timer": None if t.timer is None else (
-                     {"after": str(t.timer.after)} if t.timer.after is not None
+                     {"after": format_duration(t.timer.after)} if t.timer.after is not None
                      else {"at": f"data.{t.timer.at_key}"}),
                  "description": t.description}
                 for t in self.transitions
@@ -93,6 +143,7 @@ class WorkflowDefinition:
         }
 
 
+@functools.cache
 def _schema() -> Any:
     return compile_schema(load_kernel_schema("workflow"), "workflow.schema.json")
 
@@ -102,24 +153,39 @@ def parse_definition(name: str, raw: Mapping[str, Any], fields: FieldRegistry, *
     """Build and check a definition from its document form (config or plugin).
 
     With ``base``, ``raw`` extends it: its states, finals and transitions are added.
+    Every problem is reported at once, in one :class:`ValidationError` naming the workflow.
     """
-    context = f"workflow {name!r} ({owner})"
+    shown_owner = owner if base is None else _extended(base, owner)
+    context = f"workflow {short_repr(name)} ({shown_owner})"
     issues = issues_of(_schema(), raw)
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        issues.insert(0, Issue("name", f"{short_repr(name)} is not a workflow name: lowercase "
+                               "letters, digits and _, starting with a letter, at most 60"))
+    if isinstance(raw, Mapping) and isinstance(raw.get("subject"), str) \
+            and len(raw["subject"]) > 60:
+        issues.append(Issue("subject", "is too long: at most 60 characters", raw["subject"]))
     if issues:
         raise ValidationError(issues, context=context)
     transitions = list(base.transitions) if base else []
     for i, t in enumerate(raw.get("transitions", [])):
+        where = f"transitions[{i}] ({t['name']})"
         guard = None
         if "guard" in t:
-            guard = fields.compile(t["guard"], context=f"transitions[{i}].guard")
+            try:
+                guard = fields.compile(t["guard"], context=f"{where}.guard")
+            except ValidationError as exc:
+                issues += exc.issues
         timer = None
         if "timer" in t:
-            spec = t["timer"]
-            timer = (Timer(after=parse_duration(spec["after"])) if "after" in spec
-                     else Timer(at_key=spec["at"].removeprefix("data.")))
+            timer = _timer(t["timer"], where, issues)
         sources = t["from"] if isinstance(t["from"], list) else [t["from"]]
         transitions.append(Transition(t["name"], tuple(sources), t["to"], guard, timer,
                                       t.get("description", "")))
+    if base is not None:
+        for key in ("subject", "initial"):
+            if key in raw and raw[key] != getattr(base, key):
+                issues.append(Issue(key, f"an extension cannot change the {key} "
+                                    f"({getattr(base, key)!r}); use mode = \"replace\""))
     states = list(base.states) if base else []
     states += [s for s in raw.get("states", []) if s not in states]
     final = list(base.final) if base else []
@@ -132,14 +198,50 @@ def parse_definition(name: str, raw: Mapping[str, Any], fields: FieldRegistry, *
         final=tuple(final),
         transitions=tuple(transitions),
         description=raw.get("description", base.description if base else ""),
-        owner=owner if base is None else f"{base.owner}, extended by {owner}",
+        owner=owner if base is None else _extended(base, owner),
     )
-    check(definition)
+    issues += problems(definition)
+    if issues:
+        raise ValidationError(issues, context=context)
     return definition
+
+
+def _extended(base: WorkflowDefinition, owner: str) -> str:
+    return f"{base.owner}, extended by {owner}"
+
+
+def _timer(spec: Mapping[str, Any], where: str, issues: list[Issue]) -> Timer | None:
+    if "at" in spec:
+        return Timer(at_key=spec["at"].removeprefix("data."))
+    text = spec["after"]
+    try:
+        after = parse_duration(text)
+    except ValueError as exc:
+        issues.append(Issue(f"{where}.timer.after", str(exc), text))
+        return None
+    except OverflowError:
+        after = None
+    if after is None or after > MAX_TIMER:
+        issues.append(Issue(f"{where}.timer.after", f"{text!r} is longer than "
+                            f"{MAX_TIMER.days} days", text))
+        return None
+    if after <= dt.timedelta(0):
+        issues.append(Issue(f"{where}.timer.after", f"{text!r} is not a positive duration: "
+                            "a timer fires some time after its state is entered", text))
+        return None
+    return Timer(after=after)
 
 
 def check(definition: WorkflowDefinition) -> None:
     """Raise :class:`ValidationError` naming every structural problem of ``definition``."""
+    issues = problems(definition)
+    if issues:
+        raise ValidationError(issues, context=f"workflow {definition.name!r} "
+                              f"({definition.owner})")
+
+
+def problems(definition: WorkflowDefinition) -> list[Issue]:
+    """Every structural problem of ``definition`` (none: it may run)."""
     d, issues = definition, []
     states = set(d.states)
     if not d.initial:
@@ -169,8 +271,7 @@ def check(definition: WorkflowDefinition) -> None:
         for state in sorted(unreachable):
             issues.append(Issue("states", f"state {state!r} cannot be reached from "
                                 f"{d.initial!r}"))
-    if issues:
-        raise ValidationError(issues, context=f"workflow {d.name!r} ({d.owner})")
+    return issues
 
 
 def _reachable(d: WorkflowDefinition) -> set[str]:
@@ -201,24 +302,34 @@ class WorkflowRegistry:
 
     def apply_config(self, workflows: Mapping[str, Mapping[str, Any]], fields: FieldRegistry,
                      source: str) -> None:
-        """Define, extend or replace workflows from the config's ``[workflows.*]``."""
+        """Define, extend or replace workflows from the config's ``[workflows.*]``.
+
+        A problem is a :class:`ConfigError` naming the file and the key
+        (``workflows.<name>``); its message names the workflow and each problem's path.
+        """
         for name, raw in workflows.items():
-            mode = raw.get("mode", "define")
-            existing = self.definitions.get(name)
-            owner = f"config {source}"
-            if mode == "extend":
-                if existing is None:
-                    raise ValidationError([Issue(f"workflows.{name}.mode",
-                                                 "extends a workflow nobody defines")])
-                self.definitions[name] = parse_definition(name, raw, fields, owner=owner,
-                                                          base=existing)
-                continue
-            if mode == "define" and existing is not None:
-                raise ValidationError([Issue(
-                    f"workflows.{name}",
-                    f"already defined by {existing.owner}; set mode = \"extend\" to add to it "
-                    "or mode = \"replace\" to redefine it")])
-            self.definitions[name] = parse_definition(name, raw, fields, owner=owner)
+            key = f"workflows.{name}"
+            try:
+                self._apply_one(name, raw, fields, f"config {source}")
+            except ValidationError as exc:
+                raise ConfigError(str(exc), file=source, key=key) from None
+
+    def _apply_one(self, name: str, raw: Mapping[str, Any], fields: FieldRegistry,
+                   owner: str) -> None:
+        mode = raw.get("mode", "define") if isinstance(raw, Mapping) else "define"
+        existing = self.definitions.get(name)
+        if mode in ("extend", "replace") and existing is None:
+            known = ", ".join(sorted(self.definitions)) or "none"
+            raise ValidationError([Issue("mode", f"{mode}s a workflow nobody defines "
+                                         f"(defined: {known})")],
+                                  context=f"workflow {name!r} ({owner})")
+        if mode == "define" and existing is not None:
+            raise ValidationError([Issue(
+                "mode", f"already defined by {existing.owner}; set mode = \"extend\" to add "
+                "to it or mode = \"replace\" to redefine it")],
+                context=f"workflow {name!r} ({owner})")
+        self.definitions[name] = parse_definition(
+            name, raw, fields, owner=owner, base=existing if mode == "extend" else None)
 
     def get(self, name: str) -> WorkflowDefinition:
         definition = self.definitions.get(name)
