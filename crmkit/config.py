@@ -43,6 +43,7 @@ class EventSettings:
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 300.0
     batch_size: int = 100
+    periodic_seconds: float = 60.0
 
 
 @attrs.frozen

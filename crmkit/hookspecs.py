@@ -15,6 +15,7 @@ Rules of the contract (see docs/hooks.md):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,8 @@ def register_actions(register: Callable[..., None]) -> None:
 
     :param register: ``register(name: str, run: Callable[[ActionContext], None],
         schema: dict | None = None, needs_customer: bool = True,
-        description: str = "", check: Callable[[dict, Crm | None], list[Issue]] | None = None) -> None``.
+        description: str = "",
+        check: Callable[[dict, Crm | None], list[Issue]] | None = None) -> None``.
 
     .. versionadded:: 0.1
     """
@@ -270,6 +272,22 @@ def handle_event(crm: Crm, event: Event) -> None:
     :param crm: the running deployment; open a transaction with ``crm.transaction()``.
     :param event: the event, with ``id``, ``name``, ``payload``, ``actor``, ``created_at``
         and ``attempt``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def run_periodic(crm: Crm, now: dt.datetime) -> None:
+    """Do periodic background work: announce what became overdue, expire what ran out.
+
+    Called by every ``crmkit worker`` about once per ``events.periodic_seconds`` (60 by
+    default), outside any transaction. Several workers may call it at the same time: claim
+    rows (``FOR UPDATE SKIP LOCKED``) or make the work idempotent. An exception is logged and
+    does not stop the worker or the other plugins.
+
+    :param crm: the running deployment; open transactions with ``crm.transaction()``.
+    :param now: the time of this pass (timezone-aware, UTC).
 
     .. versionadded:: 0.1
     """

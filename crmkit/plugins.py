@@ -12,6 +12,7 @@ when an implementation raises.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import types
@@ -455,6 +456,17 @@ class PluginHost:
     def handle_event(self, plugin: str, function: Callable[..., Any], argnames: list[str],
                      *, crm: Crm, event: Event) -> None:
         self.call_impl(plugin, "handle_event", function, argnames, {"crm": crm, "event": event})
+
+    def run_periodic(self, *, crm: Crm, now: dt.datetime) -> list[PluginError | CrmkitError]:
+        """Call every ``run_periodic`` implementation; return (do not raise) their errors."""
+        errors: list[PluginError | CrmkitError] = []
+        for plugin, function, argnames in self.implementations("run_periodic"):
+            try:
+                self.call_impl(plugin, "run_periodic", function, argnames,
+                               {"crm": crm, "now": now})
+            except CrmkitError as exc:  # one plugin's failure must not stop the others
+                errors.append(exc)
+        return errors
 
     def export_customer_data(
         self, *, tx: Transaction, customer: Customer

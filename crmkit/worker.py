@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import attrs
 
+from crmkit.db import utcnow
 from crmkit.workflow import fire_due_timers
 
 if TYPE_CHECKING:
     from crmkit.app import Crm
 
-__all__ = ["WorkerTotals", "run_worker", "work_once"]
+__all__ = ["WorkerTotals", "run_periodic", "run_worker", "work_once"]
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -42,10 +47,22 @@ def work_once(crm: Crm) -> WorkerTotals:
                         timers.failed)
 
 
+def run_periodic(crm: Crm) -> None:
+    """Give every plugin its ``run_periodic`` turn; log, never raise, their failures."""
+    for error in crm.host.run_periodic(crm=crm, now=utcnow()):
+        log.error("periodic work failed: %s", error)
+
+
 def run_worker(crm: Crm, stop: threading.Event, poll_seconds: float = 1.0) -> WorkerTotals:
-    """Work until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due."""
+    """Work until ``stop`` is set, waiting ``poll_seconds`` whenever nothing was due, and
+    run the plugins' periodic work every ``events.periodic_seconds``."""
     total = WorkerTotals()
+    every = crm.config.events.periodic_seconds
+    next_periodic = time.monotonic()
     while not stop.is_set():
+        if time.monotonic() >= next_periodic:
+            run_periodic(crm)
+            next_periodic = time.monotonic() + every
         done = work_once(crm)
         total.add(done)
         if not done.busy:

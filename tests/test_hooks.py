@@ -709,6 +709,7 @@ PINNED_SIGNATURES: dict[str, list[str]] = {
     "before_transition": ["tx", "instance", "transition", "data"],
     "workflow_transitioned": ["tx", "instance", "step"],
     "handle_event": ["crm", "event"],
+    "run_periodic": ["crm", "now"],
     "export_customer_data": ["tx", "customer"],
     "erase_customer_data": ["tx", "customer"],
 }
