@@ -19,6 +19,9 @@ from crmkit_sales import pipeline, privacy
 from crmkit_sales.settings import CONFIG_SCHEMA, Settings
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    from crmkit import Crm
     from crmkit.models import Customer, WorkflowInstance, WorkflowStep
     from crmkit.rules import ActionContext
     from crmkit.uow import Transaction
@@ -118,6 +121,15 @@ def workflow_transitioned(tx: Transaction, instance: WorkflowInstance, step: Wor
         from crmkit_sales import opportunities
 
         opportunities.on_transition(tx, instance.subject_id, step.to_state, step.data)
+
+
+@hookimpl
+def run_periodic(crm: Crm, now: dt.datetime) -> None:
+    """Announce follow-ups that became overdue (``sales.task_overdue``, once each)."""
+    from crmkit_sales import tasks
+
+    with crm.transaction(actor="sales:periodic") as tx:
+        tasks.notify_overdue(tx, now=now)
 
 
 @hookimpl

@@ -104,8 +104,15 @@ def complete(tx: Transaction, task_id: int, outcome: str | None = None) -> Task:
 def notify_overdue(tx: Transaction, *, now: dt.datetime | None = None) -> list[Task]:
     """Emit ``sales.task_overdue`` once for every overdue follow-up not yet announced."""
     moment = now or utcnow()
-    due = [t for t in list_(tx, overdue=True, now=moment, limit=10_000)
-           if t.overdue_notified_at is None]
+    query = (select(Task)
+             .where(Task.status == "open", Task.due_at < moment,
+                    Task.overdue_notified_at.is_(None))
+             .order_by(Task.due_at, Task.id).limit(10_000))
+    if tx.session.get_bind().dialect.name != "sqlite":
+        # Several workers run this at once: each claims its own rows (SQLite's write lock
+        # already serialises them).
+        query = query.with_for_update(skip_locked=True)
+    due = list(tx.session.scalars(query))
     for task in due:
         task.overdue_notified_at = moment
         tx.emit("sales.task_overdue", {

@@ -76,3 +76,14 @@ def test_export_and_erase_answer_for_leads_and_tasks(crm):
         assert (lead.contact_name, lead.email, lead.phone) == (None, None, None)
         exported = tx.customers.export_data(result.customer_id)["sales"]
         assert exported["tasks"][0]["title"] == "(erased)"
+
+
+def test_the_worker_announces_overdue_follow_ups_by_itself(crm, acme, crmkit_recorder):
+    from crmkit.worker import run_periodic
+
+    with crm.transaction() as tx:
+        late = tasks.add(tx, kind="call", title="Call back", due="2020-01-01", customer=acme.id)
+    run_periodic(crm)  # what every `crmkit worker` does once per events.periodic_seconds
+    run_periodic(crm)
+    (event,) = crmkit_recorder.events("sales.task_overdue")
+    assert event.payload["task_id"] == late.id
