@@ -45,3 +45,19 @@ def test_export_and_erase_answer_for_memberships_and_consent(crm, people, everyo
         assert exported["consent"] == []
         assert exported["suppression_lists"] == ["erased"]
         assert responses.member_of(tx, campaigns.get(tx.session, "C1"), customer.id)
+
+
+def test_the_migration_creates_what_the_models_declare(crm):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from crmkit.db import Base
+
+    with crm.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(context, Base.metadata)
+
+    def ours(entry):
+        text = repr(entry)
+        return "campaigns_" in text
+
+    assert [d for d in diff if ours(d)] == []

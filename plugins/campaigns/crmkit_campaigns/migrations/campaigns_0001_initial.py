@@ -104,7 +104,7 @@ def upgrade() -> None:
         _fk("campaigns_member", "customer_id", "customer"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns_member")),
         sa.UniqueConstraint("campaign_id", "customer_id",
-                            name=op.f("uq_campaigns_member_campaign_id")),
+                            name=op.f("uq_campaigns_member_campaign_id_customer_id")),
         **MYSQL_TABLE_OPTIONS,
     )
     op.create_index("ix_campaigns_member_customer_id", "campaigns_member", ["customer_id"])
