@@ -65,8 +65,6 @@ def defect_report(session: Session, by: str = "product",
         for key in ("rate_percent", "share_percent"):
             if key in row:
                 row[key] = _number(row[key])
-        if by == "batch" and row["batch"] == "":
-            row["batch"] = None
         if by == "code":
             row["description"] = (defect_codes or {}).get(row["defect_code"])
     return rows
@@ -104,20 +102,22 @@ def _by_line() -> Any:
 
 
 def _by_batch() -> Any:
-    # Units without a batch group under '' (shown as null): an equality join on the key lets
-    # every backend hash-join the two aggregates (an "or both null" condition would not).
-    key = func.coalesce(U.batch, "")
-    units = (select(U.product_id, key.label("batch"), func.count().label("units"))
-             .group_by(U.product_id, key).subquery())
-    claims = (select(U.product_id, key.label("batch"), func.count().label("claims"))
+    # Both aggregates group by the raw columns (the (product_id, batch) index serves them)
+    # and carry a non-null join key, coalesce(batch, ''): an equality join on it lets every
+    # backend hash-join (or auto-index) the two aggregates, where "equal or both null"
+    # would force a nested loop.
+    key = func.coalesce(U.batch, "").label("batch_key")
+    units = (select(U.product_id, U.batch, key, func.count().label("units"))
+             .group_by(U.product_id, U.batch).subquery())
+    claims = (select(U.product_id, key, func.count().label("claims"))
               .select_from(C).join(U, U.id == C.unit_id).where(counted())
-              .group_by(U.product_id, key).subquery())
+              .group_by(U.product_id, U.batch).subquery())
     n_claims = func.coalesce(claims.c.claims, 0)
     return (select(P.sku, units.c.batch, units.c.units, n_claims.label("claims"),
                    _rate(n_claims, units.c.units).label("rate_percent"))
             .select_from(units).join(P, P.id == units.c.product_id)
             .outerjoin(claims, and_(claims.c.product_id == units.c.product_id,
-                                    claims.c.batch == units.c.batch))
+                                    claims.c.batch_key == units.c.batch_key))
             .order_by(*_worst_first(_rate(n_claims, units.c.units)), P.sku, units.c.batch))
 
 

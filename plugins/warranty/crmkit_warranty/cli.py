@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 from crmkit.cli.context import CliContext, default_actor, pass_cli
 from crmkit.cli.output import echo_json, echo_record, echo_table, json_option
+from crmkit.db import utcnow
 
 from crmkit_warranty import analytics, catalog, claims, units
 from crmkit_warranty.files import read_records, to_csv
@@ -146,7 +147,7 @@ def units_show(cli: CliContext, sku: str, serial: str, as_json: bool) -> None:
     with cli.crm.transaction(actor=default_actor(), readonly=True) as tx:
         unit = units.get_unit(tx.session, sku, serial)
         data = units.unit_dict(tx.session, unit, history=True)
-        data["entitlement_today"] = entitlement(dt.date.today(), unit.warranty_end,
+        data["entitlement_today"] = entitlement(utcnow().date(), unit.warranty_end,
                                                 unit.extended_end)
     _record(data, as_json)
 
