@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -324,15 +326,35 @@ def campaigns_respond(cli: CliContext, campaign: str, customer_id: int, status: 
 @campaigns_group.command("import-responses")
 @click.argument("campaign")
 @click.argument("file")
+@click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop",
+              show_default=True, help="stop: import nothing if a line is bad; skip: import "
+              "the good lines and write the bad ones to --rejects.")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, writable=True),
+              help="With --on-error=skip: where to write the rejected lines with their "
+              "errors (CSV; default: FILE.rejects.csv).")
 @pass_cli
-def campaigns_import_responses(cli: CliContext, campaign: str, file: str) -> None:
+def campaigns_import_responses(cli: CliContext, campaign: str, file: str, on_error: str,
+                               rejects_path: str | None) -> None:
     """Import responses to CAMPAIGN from a CSV FILE (- for stdin) with the columns
-    customer_id, status and optionally at, revenue, ref. All or nothing: a bad line stops
-    the import, naming the line and the field."""
+    customer_id, status and optionally at, revenue, ref. By default all or nothing: a bad
+    line stops the import, naming the line and the field. Re-importing a file does not
+    count a conversion twice when its lines carry a ref."""
     text = _read(file)
+    rejects: list[tuple[int, dict[str, str], list[Any]]] | None = \
+        [] if on_error == "skip" else None
     with cli.crm.transaction(actor=default_actor()) as tx:
-        count = responses.import_csv(tx, campaigns.get(tx.session, campaign), text)
+        count = responses.import_csv(tx, campaigns.get(tx.session, campaign), text, rejects)
     click.echo(f"Imported {count} responses.")
+    if rejects:
+        target = Path(rejects_path or f"{'responses' if file == '-' else file}.rejects.csv")
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["line", *responses.COLUMNS, "error"])
+        for line, row, issues in rejects:
+            writer.writerow([line, *(row.get(c) or "" for c in responses.COLUMNS),
+                             "; ".join(str(i) for i in issues)])
+        target.write_text(out.getvalue(), encoding="utf-8")
+        click.echo(f"Rejected {len(rejects)} lines; see {target}.", err=True)
 
 
 @campaigns_group.command("optout")

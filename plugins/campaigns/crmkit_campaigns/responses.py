@@ -115,8 +115,14 @@ def _check(issues: list[Issue], prefix: str, status: Any, revenue: Any) -> None:
         issues.append(Issue(f"{prefix}revenue", "only a conversion carries revenue", revenue))
 
 
-def import_csv(tx: Transaction, campaign: Campaign, text: str) -> int:
-    """Import responses from CSV (``customer_id,status[,at,revenue,ref]``): all or nothing."""
+def import_csv(tx: Transaction, campaign: Campaign, text: str,
+               rejects: list[tuple[int, dict[str, str], list[Issue]]] | None = None) -> int:
+    """Import responses from CSV (``customer_id,status[,at,revenue,ref]``).
+
+    All or nothing: a bad line raises :class:`ValidationError` naming every bad line and
+    field. With a ``rejects`` list, bad lines are appended to it instead (line number, row,
+    issues) and the good ones are imported. Returns how many responses changed a member.
+    """
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in ("customer_id", "status") if c not in (reader.fieldnames or [])]
     if missing:
@@ -143,6 +149,9 @@ def import_csv(tx: Transaction, campaign: Campaign, text: str) -> int:
         if len(issues) == before and customer_id is not None:
             parsed.append((members[customer_id], status, when, amount,
                            (row.get("ref") or "").strip() or f"import:line {line}"))
+        elif rejects is not None:
+            rejects.append((line, row, issues[before:]))
+            del issues[before:]
     if issues:
         raise ValidationError(issues, context="responses")
     return sum(_apply(tx, campaign, m, s, w, a, r) for m, s, w, a, r in parsed)

@@ -115,3 +115,24 @@ def test_campaigns_and_segments_are_found_by_code_or_id(crmkit_cli, people, ever
     preview = json.loads(cli.ok("campaigns", "segments", "preview", str(segment["id"]),
                                 "--json").stdout)
     assert preview["segment"] == everyone
+
+
+def test_import_responses_can_skip_bad_lines_into_a_reject_file(crmkit_cli, people, everyone,
+                                                                tmp_path):
+    cli = crmkit_cli
+    cli.ok("campaigns", "add", "R", "--name", "R", "--channel", "email", "--segment", everyone)
+    cli.ok("campaigns", "launch", "R")
+    data = tmp_path / "r.csv"
+    data.write_text(f"customer_id,status,revenue,ref\n{people[0].id},converted,10,o-1\n"
+                    f"{people[1].id},clicked,,\n999999,opened,,\n")
+    cli.fails("campaigns", "import-responses", "R", str(data), message="line 3: status")
+    result = cli.ok("campaigns", "import-responses", "R", str(data), "--on-error", "skip")
+    assert "Imported 1" in result.stdout
+    rejects = (tmp_path / "r.csv.rejects.csv").read_text().splitlines()
+    assert rejects[0] == "line,customer_id,status,at,revenue,ref,error"
+    assert rejects[1].startswith("3,") and "must be one of" in rejects[1]
+    assert rejects[2].startswith("4,999999") and "not a member" in rejects[2]
+    # the same file again: the conversion with its ref is not counted twice
+    cli.ok("campaigns", "import-responses", "R", str(data), "--on-error", "skip")
+    report = json.loads(cli.ok("campaigns", "report", "R", "--json").stdout)
+    assert report["total"]["revenue"] == "10.00"
