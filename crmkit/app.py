@@ -164,11 +164,8 @@ class Crm:
                                           self.criteria_fields, owner=f"plugin {c.plugin}"))
 
         self._contributions("register_workflows", add)
-        try:
-            registry.apply_config(self.config.data.get("workflows", {}), self.criteria_fields,
-                                  self.config.source)
-        except ValidationError as exc:
-            raise self.config.error("workflows", str(exc)) from None
+        registry.apply_config(self.config.data.get("workflows", {}), self.criteria_fields,
+                              self.config.source)
         return registry
 
     def _build_rules(self) -> RuleBook:

@@ -84,7 +84,10 @@ def parse_duration(text: str) -> dt.timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a duration like P90D, P2W, PT48H or P1DT12H")
     weeks, days, hours, days2, hours2 = (int(g) if g else 0 for g in match.groups())
-    return dt.timedelta(weeks=weeks, days=days + days2, hours=hours + hours2)
+    try:
+        return dt.timedelta(weeks=weeks, days=days + days2, hours=hours + hours2)
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than {dt.timedelta.max.days:,} days") from None
 
 
 @attrs.frozen

@@ -33,6 +33,8 @@ from crmkit.models import (
     ExternalRef,
     Interaction,
     OutboxEvent,
+    WorkflowInstance,
+    WorkflowStep,
 )
 from crmkit.workflow.engine import WorkflowRepository
 
@@ -386,6 +388,11 @@ class CustomerRepository:
                  AuditEntry.entity_id.in_(select(func.cast(interaction_ids.subquery().c.id,
                                                            String)))),
         )).values(changes={"erased": True}).execution_options(synchronize_session=False))
+        instances = select(WorkflowInstance.id).where(WorkflowInstance.customer_id == cid)
+        session.execute(update(WorkflowStep).where(WorkflowStep.instance_id.in_(instances))
+                        .values(data={}).execution_options(synchronize_session=False))
+        session.execute(update(WorkflowInstance).where(WorkflowInstance.customer_id == cid)
+                        .values(data={}).execution_options(synchronize_session=False))
         session.execute(update(OutboxEvent).where(
             OutboxEvent.payload["customer_id"].as_integer() == cid
         ).values(payload={"customer_id": cid, "erased": True})

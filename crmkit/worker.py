@@ -8,8 +8,10 @@ import time
 from typing import TYPE_CHECKING
 
 import attrs
+from sqlalchemy.exc import DBAPIError
 
 from crmkit.db import utcnow
+from crmkit.errors import CrmkitError
 from crmkit.workflow import fire_due_timers
 
 if TYPE_CHECKING:
@@ -59,11 +61,21 @@ def run_worker(crm: Crm, stop: threading.Event, poll_seconds: float = 1.0) -> Wo
     total = WorkerTotals()
     every = crm.config.events.periodic_seconds
     next_periodic = time.monotonic()
+    failures = 0
     while not stop.is_set():
         if time.monotonic() >= next_periodic:
             run_periodic(crm)
             next_periodic = time.monotonic() + every
-        done = work_once(crm)
+        try:
+            done = work_once(crm)
+        except (CrmkitError, DBAPIError) as exc:
+            # The database is down or unreachable: keep the worker alive, wait and retry.
+            failures += 1
+            log.error("worker pass failed (%s); retrying in %.0f s", exc,
+                      min(60.0, poll_seconds * 2**failures))
+            stop.wait(min(60.0, poll_seconds * 2**failures))
+            continue
+        failures = 0
         total.add(done)
         if not done.busy:
             stop.wait(poll_seconds)

@@ -14,7 +14,13 @@ from sqlalchemy import func, select
 import crmkit
 from crmkit import Conflict, Crm, NotFound, ValidationError
 from crmkit.db import Base
-from crmkit.models import AuditEntry, Customer, OutboxEvent
+from crmkit.models import (
+    AuditEntry,
+    Customer,
+    OutboxEvent,
+    WorkflowInstance,
+    WorkflowStep,
+)
 
 KERNEL_TABLES = (
     "customer", "customer_tag", "customer_contact", "external_ref", "interaction",
@@ -448,13 +454,18 @@ def test_erase_anonymises_everything_the_kernel_holds(crm_factory) -> None:
             erased_by.append(customer.id)
             assert customer.email == "jana@example.com"  # plugins run before the kernel
 
-    crm = crm_factory(plugins={"keeper": Keeper()})
+    followup = {"initial": "open", "states": ["open", "closed"], "final": ["closed"],
+                "transitions": [{"name": "done", "from": "open", "to": "closed"}]}
+    crm = crm_factory(plugins={"keeper": Keeper()}, config={"workflows": {"followup": followup}})
     with crm.transaction(actor="t") as tx:
         jana = tx.customers.create(kind="person", name="Jana Novak", email="jana@example.com",
                                    phone="+371 2000 0000", tags=["vip"],
                                    addresses=[{"country": "LV", "city": "Riga"}],
                                    external_refs={"erp": "J-1"})
         tx.interactions.log(jana, channel="phone", kind="note", summary="Jana Novak called")
+        instance = tx.workflows.start("followup", customer=jana,
+                                      data={"note": "Jana Novak wants a callback"})
+        tx.workflows.fire(instance, "done", data={"by": "Jana Novak"})
         other = tx.customers.create(kind="person", name="Someone Else", email="else@example.com")
     with crm.transaction(actor="dpo") as tx:
         tx.customers.erase(jana.id)
@@ -469,7 +480,9 @@ def test_erase_anonymises_everything_the_kernel_holds(crm_factory) -> None:
         assert entry.summary == "(erased)"
         assert tx.customers.get(other.id).email == "else@example.com"
         everything = " ".join(
-            [str(a.changes) for a in tx.session.scalars(select(AuditEntry))]
+            [str(i.data) for i in tx.session.scalars(select(WorkflowInstance))]
+            + [str(step.data) for step in tx.session.scalars(select(WorkflowStep))]
+            + [str(a.changes) for a in tx.session.scalars(select(AuditEntry))]
             + [str(e.payload) for e in tx.session.scalars(select(OutboxEvent))]
         )
     for secret in ("Jana", "jana@example.com", "2000 0000", "Riga", "J-1"):
