@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,31 @@ class Transaction:
         self.session.add(event)
         self._pending_events.append(event)
         return event
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested unit inside this transaction: if the block raises, only what it wrote
+        (rows, audit entries, events) is undone, and the exception propagates.
+
+        For importers that skip bad records (``--on-error=skip``) without losing the good
+        ones::
+
+            for record in records:
+                try:
+                    with tx.savepoint():
+                        tx.customers.create(**record)
+                except crmkit.CrmkitError as exc:
+                    rejects.append((record, exc))
+        """
+        mark = len(self._pending_events)
+        nested = self.session.begin_nested()
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            del self._pending_events[mark:]
+            raise
+        nested.commit()
 
     def audit(self, entity: str, entity_id: Any, action: str, changes: Mapping[str, Any]) -> None:
         """Record who changed what, in this transaction."""

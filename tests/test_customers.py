@@ -488,3 +488,18 @@ def test_erase_anonymises_everything_the_kernel_holds(crm_factory) -> None:
     for secret in ("Jana", "jana@example.com", "2000 0000", "Riga", "J-1"):
         assert secret not in everything, secret
     assert "else@example.com" in everything
+
+
+def test_a_savepoint_undoes_only_its_own_writes_and_events(crm: Crm) -> None:
+    with crm.transaction(actor="import") as tx:
+        kept = tx.customers.create(kind="person", name="Kept")
+        with pytest.raises(ValidationError), tx.savepoint():
+            tx.customers.create(kind="person", name="Half written")
+            tx.customers.create(kind="person", name="Bad", email="not-an-email")
+        with tx.savepoint():
+            also = tx.customers.create(kind="person", name="Also kept")
+    with crm.transaction() as tx:
+        names = [c.name for c in tx.customers.list().items]
+        events = list(tx.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)))
+    assert names == ["Kept", "Also kept"]
+    assert [e.payload["customer_id"] for e in events] == [kept.id, also.id]
