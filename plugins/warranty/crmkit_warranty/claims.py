@@ -136,6 +136,13 @@ def move_claim(tx: Transaction, claim_id: int, transition: str, *, note: str | N
         data["reason"] = reason
     if claim.workflow_instance_id is None:
         raise NotFound(f"warranty claim {claim_id} has no workflow instance")
+    definition = tx.crm.workflows.get(WORKFLOW)
+    move = definition.transition(transition)
+    if move is not None and claim.state not in move.sources:
+        allowed = ", ".join(t.name for t in definition.available(claim.state)
+                            if t.timer is None) or "nothing (the claim is closed)"
+        raise Rejected(f"warranty claim {claim_id} is {claim.state!r}; {transition!r} needs "
+                       f"{' or '.join(map(repr, move.sources))} (allowed now: {allowed})")
     tx.workflows.fire(claim.workflow_instance_id, transition, data=data)
     return claim
 
