@@ -24,6 +24,7 @@ from crmkit.db import Base
 from crmkit.migrate import (
     VERSION_TABLE,
     BranchStatus,
+    MigrationError,
     alembic_config,
     recorded_plugins,
     status,
@@ -315,3 +316,36 @@ def test_text_is_unicode_and_exact_whatever_the_database_defaults(
         assert [c.id for c in tx.customers.list(tag="vip").items] == [customer.id]
     with pytest.raises(Conflict), crm.transaction() as tx:
         tx.customers.create(kind="person", name="Dup", external_refs={"sap": "BP-1"})
+
+
+def test_a_disabled_plugin_keeps_its_branch_known(
+    deploy: Callable[..., Crm], crmkit_plugins: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upgrade(deploy(ThingPlugin()))
+    # Disabled but still installed: the kernel reads its revisions, never upgrades them.
+    (tmp_path / "testplug_installed.py").write_text(
+        "from pathlib import Path\n"
+        "from crmkit import PluginInfo, hookimpl\n"
+        "PLUGIN_INFO = PluginInfo(name='testplug', version='1.2.0')\n"
+        "@hookimpl\n"
+        "def register_migrations(register):\n"
+        f"    register(Path({str(VERSIONS)!r}))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    crmkit_plugins.install("testplug", "testplug_installed")
+    without = deploy()
+    assert [(s.branch, s.at_head) for s in status(without)] == [("crmkit", True)]
+    assert [s.branch for s in upgrade(without)] == ["crmkit"]
+    assert "0002_testplug" in versions(without)
+
+
+def test_a_database_with_an_uninstalled_plugins_revisions_is_refused_clearly(
+    deploy: Callable[..., Crm],
+) -> None:
+    upgrade(deploy(ThingPlugin()))
+    without = deploy()
+    for attempt in (status, upgrade):
+        with pytest.raises(MigrationError, match=r"0002_testplug\) of plugins that are not "
+                           r"installed: testplug\. Install them again"):
+            attempt(without)
