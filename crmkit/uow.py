@@ -59,7 +59,8 @@ MAX_PAGE = 1000
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
+    """``value`` in JSON types: times and dates as ISO 8601, money as a decimal string."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)

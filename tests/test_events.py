@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -383,3 +384,14 @@ def test_concurrent_dispatchers_deliver_each_event_exactly_once(crm_factory) -> 
     assert sorted(counts) == expected
     assert set(counts.values()) == {1}, {k: v for k, v in counts.items() if v != 1}
     assert {(r.status, r.attempts) for r in outbox(writer)} == {("delivered", 1)}
+
+
+def test_event_payloads_take_dates_times_and_money(crm) -> None:
+    with crm.transaction() as tx:
+        tx.emit("test.values", {"day": dt.date(2026, 11, 25), "at": dt.time(9, 30),
+                                "amount": Decimal("12.50"),
+                                "nested": [{"d": dt.date(2026, 1, 2)}]})
+    with crm.session() as session:
+        [payload] = [e.payload for e in session.scalars(select(OutboxEvent))]
+    assert payload == {"day": "2026-11-25", "at": "09:30:00", "amount": "12.50",
+                       "nested": [{"d": "2026-01-02"}]}
