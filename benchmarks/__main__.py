@@ -8,19 +8,21 @@ import functools
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pluggy
 import sqlalchemy
 
 import crmkit
-from benchmarks import hooks, timeline
+from benchmarks import criteria, hooks, timeline
 from benchmarks.report import Log, Result, format_table
 
 ROWS_VARIABLE = "CRMKIT_BENCH_ROWS"
 POSTGRES_VARIABLE = "CRMKIT_BENCH_POSTGRES_URL"
 QUICK_ROWS = 20_000
 QUICK_SAMPLES = 100
+QUICK_QUERIES = 5
+MODULES = ("hooks", "timeline", "criteria")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,18 +34,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repetitions and {QUICK_ROWS:,} rows unless --rows is given")
     parser.add_argument("--rows", type=int, default=None,
-                        help=f"interactions in the timeline database (default 1,000,000, or "
-                        f"${ROWS_VARIABLE})")
+                        help=f"interactions in the timeline and criteria databases (default "
+                        f"1,000,000, or ${ROWS_VARIABLE})")
     parser.add_argument("--samples", type=int, default=None,
                         help="timed timeline calls per candidate and customer (default 300)")
+    parser.add_argument("--customers", type=int, default=None,
+                        help="customers in the criteria database (default: a tenth of --rows)")
+    parser.add_argument("--queries", type=int, default=None,
+                        help="timed segment queries per criteria candidate (default 15)")
     parser.add_argument("--postgres-url", default=os.environ.get(
                             POSTGRES_VARIABLE, timeline.DEFAULT_POSTGRES_URL),
                         help=f"PostgreSQL database to fill (all crmkit tables in it are "
                         f"dropped); default ${POSTGRES_VARIABLE} or %(default)s")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
-    parser.add_argument("--only", choices=("hooks", "timeline"),
-                        help="run one benchmark module only")
+    parser.add_argument("--only", choices=MODULES, help="run one benchmark module only")
     return parser.parse_args(argv)
 
 
@@ -51,15 +56,32 @@ def hook_settings(args: argparse.Namespace) -> hooks.HookSettings:
     return hooks.HookSettings.quick() if args.quick else hooks.HookSettings()
 
 
+def row_count(args: argparse.Namespace, default: int) -> int:
+    """Interactions to load: ``--rows``, else ``$CRMKIT_BENCH_ROWS``, else the default."""
+    count = args.rows or int(os.environ.get(ROWS_VARIABLE, 0)) or (
+        QUICK_ROWS if args.quick else default)
+    if count < 100:
+        raise SystemExit("--rows must be at least 100")
+    return count
+
+
 def timeline_settings(args: argparse.Namespace) -> timeline.TimelineSettings:
     default = timeline.TimelineSettings()
-    rows = args.rows or int(os.environ.get(ROWS_VARIABLE, 0)) or (
-        QUICK_ROWS if args.quick else default.rows)
+    rows = row_count(args, default.rows)
     samples = args.samples or (QUICK_SAMPLES if args.quick else default.samples)
-    if rows < 100:
-        raise SystemExit("--rows must be at least 100")
     return timeline.TimelineSettings(rows=rows, samples=samples,
                                      warmup=min(default.warmup, samples))
+
+
+def criteria_settings(args: argparse.Namespace) -> criteria.CriteriaSettings:
+    default = criteria.CriteriaSettings()
+    interactions = row_count(args, default.interactions)
+    customers = args.customers or max(10, interactions // 10)
+    queries = args.queries or (QUICK_QUERIES if args.quick else default.samples)
+    if customers < 10:
+        raise SystemExit("--customers must be at least 10")
+    return criteria.CriteriaSettings(customers=customers, interactions=interactions,
+                                     samples=queries, warmup=min(default.warmup, queries))
 
 
 def environment() -> str:
@@ -72,11 +94,12 @@ def environment() -> str:
     )
 
 
-def run_timeline(args: argparse.Namespace, log: Log) -> list[Result]:
-    settings = timeline_settings(args)
+def run_backends(args: argparse.Namespace, log: Log, sqlite: Callable[[], list[Result]],
+                 postgres: Callable[[str], list[Result]]) -> list[Result]:
+    """One database benchmark on SQLite, then on PostgreSQL if it answers."""
     results: list[Result] = []
     if not args.no_sqlite:
-        results += timeline.run_sqlite(settings, log)
+        results += sqlite()
     if args.no_postgres:
         log("postgresql: skipped (--no-postgres)")
         return results
@@ -85,7 +108,19 @@ def run_timeline(args: argparse.Namespace, log: Log) -> list[Result]:
         log(f"postgresql: SKIPPED, {args.postgres_url} is unreachable ({problem}); "
             "start PostgreSQL or pass --postgres-url, or --no-postgres to silence this")
         return results
-    return results + timeline.run_postgres(args.postgres_url, settings, log)
+    return results + postgres(args.postgres_url)
+
+
+def run_timeline(args: argparse.Namespace, log: Log) -> list[Result]:
+    settings = timeline_settings(args)
+    return run_backends(args, log, lambda: timeline.run_sqlite(settings, log),
+                        lambda url: timeline.run_postgres(url, settings, log))
+
+
+def run_criteria(args: argparse.Namespace, log: Log) -> list[Result]:
+    settings = criteria_settings(args)
+    return run_backends(args, log, lambda: criteria.run_sqlite(settings, log),
+                        lambda url: criteria.run_postgres(url, settings, log))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results += hooks.run(hook_settings(args), log)
     if args.only in (None, "timeline"):
         results += run_timeline(args, log)
+    if args.only in (None, "criteria"):
+        results += run_criteria(args, log)
     log("")
     log(format_table(results) if results else "no benchmark ran")
     return 0
