@@ -26,6 +26,7 @@ is one value passed to both.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ import attrs
 from sqlalchemy import (
     ColumnElement,
     and_,
+    cast,
     exists,
     false,
     func,
@@ -43,6 +45,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Boolean
@@ -306,9 +309,11 @@ def _json_list_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
 
 @compiles(_json_text_in_list, "postgresql")
 def _json_list_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+    # The document is bound as one JSONB value: jsonb_build_array() is STABLE, and would be
+    # rebuilt for every row scanned.
     column, value = list(element.clauses)
-    return (f"({compiler.process(column, **kw)} @> "
-            f"jsonb_build_array(CAST({compiler.process(value, **kw)} AS TEXT)))")
+    document = cast(literal(json.dumps([value.value])), postgresql.JSONB)
+    return f"({compiler.process(column, **kw)} @> {compiler.process(document, **kw)})"
 
 
 @compiles(_json_text_in_list, "mysql")
@@ -346,8 +351,8 @@ def _objects_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
 def _objects_postgresql(element: Any, compiler: Any, **kw: Any) -> str:
     column, _, value = list(element.clauses)
     key = _key_literal(element)
-    return (f"({compiler.process(column, **kw)} @> jsonb_build_array(jsonb_build_object("
-            f"'{key}', CAST({compiler.process(value, **kw)} AS TEXT))))")
+    document = cast(literal(json.dumps([{key: value.value}])), postgresql.JSONB)
+    return f"({compiler.process(column, **kw)} @> {compiler.process(document, **kw)})"
 
 
 @compiles(_json_objects_have, "mysql")
@@ -478,6 +483,86 @@ def _sql_op(op: str, left: Any, right: Any) -> ColumnElement[bool]:
     return ops[op](left, right)
 
 
+_COUNT_OPS: dict[str, Callable[[Any, int], Any]] = {
+    "eq": lambda n, v: n == v, "ne": lambda n, v: n != v, "lt": lambda n, v: n < v,
+    "lte": lambda n, v: n <= v, "gt": lambda n, v: n > v, "gte": lambda n, v: n >= v,
+}
+
+
+def _counts(node: Mapping[str, Any]) -> bool:
+    """Whether ``node`` counts interactions anywhere inside."""
+    if "interactions" in node:
+        return True
+    children = node.get("all") or node.get("any") or ([node["not"]] if "not" in node else [])
+    return any(_counts(child) for child in children)
+
+
+def _matching(spec: Mapping[str, Any], now: dt.datetime) -> list[ColumnElement[bool]]:
+    """The conditions ``spec`` puts on one interaction."""
+    i = Interaction.__table__.c
+    conditions: list[ColumnElement[bool]] = []
+    for key, column in (("kind", i.kind), ("channel", i.channel)):
+        if key in spec:
+            conditions.append(column.in_(spec[key] if isinstance(spec[key], list)
+                                         else [spec[key]]))
+    if "direction" in spec:
+        conditions.append(i.direction == spec["direction"])
+    if "within" in spec:
+        conditions.append(i.occurred_at >= now - parse_duration(spec["within"]))
+    return conditions
+
+
+def _at_least(spec: Mapping[str, Any], n: int, now: dt.datetime) -> ColumnElement[bool]:
+    """The customer has ``n`` or more matching interactions: EXISTS of the ``n``-th one."""
+    if n <= 0:
+        return true()
+    i = Interaction.__table__.c
+    query = select(literal(1)).where(i.customer_id == Customer.id, *_matching(spec, now))
+    return exists(query.offset(n - 1) if n > 1 else query)
+
+
+def _threshold(spec: Mapping[str, Any], op: str, value: int, now: dt.datetime
+               ) -> ColumnElement[bool]:
+    """``count op value`` as EXISTS / NOT EXISTS of the row that decides it: a count stops
+    reading at that row instead of counting every matching interaction."""
+    if op in ("gte", "gt"):
+        return _at_least(spec, value + (op == "gt"), now)
+    if op in ("lte", "lt"):
+        return not_(_at_least(spec, value + (op == "lte"), now))
+    exactly = and_(_at_least(spec, value, now), not_(_at_least(spec, value + 1, now)))
+    return exactly if op == "eq" else not_(exactly)
+
+
+class _CriteriaClause(ColumnElement[bool]):
+    """Criteria as SQL chosen at compile time, per database (benchmarks/criteria.py).
+
+    PostgreSQL groups a join when the criteria counts interactions (its parallel scan and
+    hash aggregate beat per-customer probes); elsewhere each count is an EXISTS of the row
+    that decides it. Both forms are two-valued, so ``not`` stays safe.
+    """
+
+    type = Boolean()
+    inherit_cache = False  # the document and "now" are not part of a cache key
+
+    def __init__(self, criteria: Criteria, now: dt.datetime) -> None:
+        self.criteria = criteria
+        self.now = now
+
+
+@compiles(_CriteriaClause)
+def _criteria_default(element: _CriteriaClause, compiler: Any, **kw: Any) -> str:
+    sql = element.criteria._sql(element.criteria.document, element.now)
+    return str(compiler.process(sql, **kw))
+
+
+@compiles(_CriteriaClause, "postgresql")
+def _criteria_postgresql(element: _CriteriaClause, compiler: Any, **kw: Any) -> str:
+    criteria = element.criteria
+    sql = (criteria._aggregate_sql(element.now) if _counts(criteria.document)
+           else criteria._sql(criteria.document, element.now))
+    return str(compiler.process(sql, **kw))
+
+
 class Criteria:
     """A validated criteria document, ready to query or to evaluate."""
 
@@ -488,8 +573,12 @@ class Criteria:
     # -- SQL ------------------------------------------------------------------------------
 
     def to_sql(self, now: dt.datetime | None = None) -> ColumnElement[bool]:
-        """A boolean expression over ``customer`` (use in ``select(Customer).where(...)``)."""
-        return self._sql(self.document, now or utcnow())
+        """A boolean expression over ``customer`` (use in ``select(Customer).where(...)``).
+
+        The SQL is chosen when the statement compiles, for its database: see
+        :class:`_CriteriaClause`.
+        """
+        return _CriteriaClause(self, now or utcnow())
 
     def _sql(self, node: Mapping[str, Any], now: dt.datetime) -> ColumnElement[bool]:
         if "all" in node:
@@ -499,21 +588,46 @@ class Criteria:
         if "not" in node:
             return not_(self._sql(node["not"], now))
         if "interactions" in node:
-            return _sql_op(node["op"], self._count_sql(node["interactions"], now),
-                           node["value"])
+            return _threshold(node["interactions"], node["op"], node["value"], now)
         return self._compare_sql(node, now)
 
-    def _count_sql(self, spec: Mapping[str, Any], now: dt.datetime) -> Any:
-        query = select(func.count(Interaction.id)).where(Interaction.customer_id == Customer.id)
-        for key, column in (("kind", Interaction.kind), ("channel", Interaction.channel)):
-            if key in spec:
-                values = spec[key] if isinstance(spec[key], list) else [spec[key]]
-                query = query.where(column.in_(values))
-        if "direction" in spec:
-            query = query.where(Interaction.direction == spec["direction"])
-        if "within" in spec:
-            query = query.where(Interaction.occurred_at >= now - parse_duration(spec["within"]))
-        return query.scalar_subquery()
+    def _aggregate_sql(self, now: dt.datetime) -> ColumnElement[bool]:
+        """PostgreSQL: one join of customer and interaction, grouped, with each count a
+        ``count(...) FILTER (WHERE ...)`` in HAVING: one pass over ``interaction`` where
+        correlated counts would probe it once per customer. An outer ``customer.id = X``
+        (a rule or guard checking one customer) is pushed into it by the planner."""
+        customer, interaction = Customer.__table__, Interaction.__table__
+        top = list(self.document["all"]) if "all" in self.document else [self.document]
+        plain = [node for node in top if not _counts(node)]
+        counted = [node for node in top if _counts(node)]
+        # An inner join when some top-level count rules out zero; otherwise a customer with
+        # no interactions must still be there, counting 0.
+        inner = any("interactions" in node and not _COUNT_OPS[node["op"]](0, node["value"])
+                    for node in counted)
+        joined = (customer.join if inner else customer.outerjoin)(
+            interaction, interaction.c.customer_id == customer.c.id)
+        query = (select(customer.c.id).select_from(joined)
+                 .where(*(self._sql(node, now) for node in plain))
+                 .group_by(customer.c.id)
+                 .having(*(self._having(node, now) for node in counted))
+                 .correlate(None))
+        return Customer.id.in_(query)
+
+    def _having(self, node: Mapping[str, Any], now: dt.datetime) -> ColumnElement[bool]:
+        if "all" in node:
+            return and_(true(), *(self._having(child, now) for child in node["all"]))
+        if "any" in node:
+            return or_(false(), *(self._having(child, now) for child in node["any"]))
+        if "not" in node:
+            return not_(self._having(node["not"], now))
+        if "interactions" in node:
+            conditions = _matching(node["interactions"], now)
+            count: Any = func.count(Interaction.__table__.c.id)
+            if conditions:
+                count = count.filter(*conditions)
+            compared: ColumnElement[bool] = _COUNT_OPS[node["op"]](count, node["value"])
+            return compared
+        return self._sql(node, now)
 
     def _compare_sql(self, node: Mapping[str, Any], now: dt.datetime) -> ColumnElement[bool]:
         field = self.registry.fields[node["field"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pytest
@@ -232,7 +233,7 @@ CRITERIA = st.recursive(
 )
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=int(os.environ.get("CRMKIT_CRITERIA_EXAMPLES", "60")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.lists(customers(), min_size=1, max_size=6),
        documents=st.lists(CRITERIA, min_size=1, max_size=5))
