@@ -24,6 +24,9 @@ from crmkit_surveys import privacy
 from crmkit_surveys.settings import CONFIG_SCHEMA
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    from crmkit import Crm
     from crmkit.models import Customer
     from crmkit.uow import Transaction
 
@@ -81,6 +84,23 @@ def register_commands(register: Callable[..., None]) -> None:
     from crmkit_surveys.cli import surveys
 
     register(surveys)
+
+
+@hookimpl
+def run_periodic(crm: Crm, now: dt.datetime) -> None:
+    """Send the reminders that are due, for every survey with open invitations."""
+    from sqlalchemy import select
+
+    from crmkit_surveys import invitations
+    from crmkit_surveys.models import Survey
+    from crmkit_surveys.settings import Settings
+
+    settings = Settings.of(crm)
+    if not settings.auto_remind:
+        return
+    with crm.transaction(actor="surveys:reminders") as tx:
+        for survey in tx.session.scalars(select(Survey).where(Survey.status != "draft")):
+            invitations.remind(tx, survey, settings, now=now)
 
 
 @hookimpl

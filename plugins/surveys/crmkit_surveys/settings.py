@@ -29,6 +29,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "min_interval": {**_DURATION, "description": "Triggered surveys: do not survey a "
                          "customer again within this period (rules may override it)."},
         "max_reminders": {"type": "integer", "minimum": 0, "maximum": 10},
+        "auto_remind": {"type": "boolean", "description": "Let `crmkit worker` send due "
+                        "reminders by itself (otherwise run `crmkit surveys remind`)."},
         "min_group_size": {
             "description": "Anonymous surveys: report no group with fewer responses.",
             "type": "integer", "minimum": 1, "maximum": 1000,
@@ -54,6 +56,7 @@ class Settings:
     expires_after: dt.timedelta = dt.timedelta(days=14)
     remind_after: dt.timedelta = dt.timedelta(days=3)
     max_reminders: int = 2
+    auto_remind: bool = True
     min_interval: dt.timedelta = dt.timedelta(days=90)
     min_group_size: int = 5
     channel: str = "email"
@@ -72,6 +75,7 @@ class Settings:
             min_interval=parse_duration(section["min_interval"])
             if "min_interval" in section else default.min_interval,
             max_reminders=section.get("max_reminders", default.max_reminders),
+            auto_remind=section.get("auto_remind", default.auto_remind),
             min_group_size=section.get("min_group_size", default.min_group_size),
             channel=section.get("channel", default.channel),
             link=section.get("link", default.link),

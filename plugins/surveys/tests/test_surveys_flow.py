@@ -243,3 +243,32 @@ def test_sending_refuses_the_wrong_audience(crm, people, publish):
     with pytest.raises(ValidationError, match="is for employees"), crm.transaction() as tx:
         invitations.send(tx, catalog.get(tx.session, key),
                          [invitations.Recipient(customer_id=people[0])], Settings.of(crm))
+
+
+def test_the_worker_sends_due_reminders_by_itself(crm, people, publish, invite,
+                                                 crmkit_recorder):
+    from crmkit_surveys import run_periodic
+
+    key = publish()
+    invite(key, people[1:3])
+    run_periodic(crm, utcnow())  # too early: nothing
+    assert crmkit_recorder.events("surveys.reminder_sent") == []
+    later = utcnow() + dt.timedelta(days=4)
+    run_periodic(crm, later)
+    run_periodic(crm, later)  # a second worker pass at the same moment reminds nobody twice
+    reminded = sorted(e.payload["customer_id"]
+                      for e in crmkit_recorder.events("surveys.reminder_sent"))
+    assert reminded == sorted(people[1:3])
+
+
+def test_auto_remind_can_be_switched_off(crm, crm_factory, people, publish, invite,
+                                        crmkit_recorder):
+    from crmkit_surveys import run_periodic
+
+    invite(publish(), people[1:3])  # due for reminders four days later
+    later = utcnow() + dt.timedelta(days=4)
+    quiet = crm_factory(config={"plugin": {"surveys": {"auto_remind": False}}})
+    run_periodic(quiet, later)
+    assert crmkit_recorder.events("surveys.reminder_sent") == []
+    run_periodic(crm, later)  # the same database, auto_remind on (the default)
+    assert len(crmkit_recorder.events("surveys.reminder_sent")) == 2
