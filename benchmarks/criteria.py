@@ -31,10 +31,9 @@ ORM. Each sample is one query, all ids fetched; the medians are compared. Target
 1.2x (issue 3).
 
 A third candidate, **proposed**, is timed beside them: the same document compiled by
-:class:`ProposedCriteria`, which differs from :class:`crmkit.criteria.Criteria` only where
-interactions are counted (EXISTS of the deciding row on SQLite, one join and GROUP BY on
-PostgreSQL). It is not the kernel: its row says what changing ``crmkit/criteria.py`` that
-way would give, against the same reference.
+:class:`ProposedCriteria`, the kernel's compilation plus the one suggestion not yet in it
+(on SQLite, one ``json_each`` pass for an ``any`` of ``contains``). It is not the kernel:
+its row says what that change would give, against the same reference.
 """
 
 from __future__ import annotations
@@ -52,17 +51,12 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Select,
-    and_,
     event,
     exists,
-    false,
     func,
-    literal,
-    not_,
     or_,
     select,
     text,
-    true,
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
@@ -75,7 +69,6 @@ from benchmarks.timeline import settle as timeline_settle
 from benchmarks.timing import interleaved_calls, median
 from crmkit.app import Crm
 from crmkit.criteria import Criteria, CustomerRecord, parse_duration
-from crmkit.db import utcnow
 from crmkit.migrate import upgrade
 from crmkit.models import Customer, CustomerTag, Interaction
 from crmkit.testing import make_config, reset_database
@@ -392,61 +385,6 @@ def reference_query(dialect: Dialect, now: dt.datetime) -> Select[Any]:
 
 # -- the proposed compilation -----------------------------------------------------------------
 
-_COUNT_OPS: dict[str, Callable[[Any, int], Any]] = {
-    "eq": lambda n, v: n == v, "ne": lambda n, v: n != v, "lt": lambda n, v: n < v,
-    "lte": lambda n, v: n <= v, "gt": lambda n, v: n > v, "gte": lambda n, v: n >= v,
-}
-
-
-def _has_interactions(node: Mapping[str, Any]) -> bool:
-    if "interactions" in node:
-        return True
-    children = node.get("all") or node.get("any") or ([node["not"]] if "not" in node else [])
-    return any(_has_interactions(child) for child in children)
-
-
-def _matching(spec: Mapping[str, Any], now: dt.datetime) -> list[ColumnElement[bool]]:
-    """The conditions ``spec`` puts on one interaction (as ``Criteria._count_sql``)."""
-    i = INTERACTIONS.c
-    conditions: list[ColumnElement[bool]] = []
-    for key, column in (("kind", i.kind), ("channel", i.channel)):
-        if key in spec:
-            conditions.append(column.in_(spec[key] if isinstance(spec[key], list)
-                                         else [spec[key]]))
-    if "direction" in spec:
-        conditions.append(i.direction == spec["direction"])
-    if "within" in spec:
-        conditions.append(i.occurred_at >= now - parse_duration(spec["within"]))
-    return conditions
-
-
-def _at_least(spec: Mapping[str, Any], n: int, now: dt.datetime) -> ColumnElement[bool]:
-    """The customer has ``n`` or more matching interactions: EXISTS of the ``n``-th one."""
-    if n <= 0:
-        return true()
-    i = INTERACTIONS.c
-    query = select(literal(1)).where(i.customer_id == CUSTOMERS.c.id, *_matching(spec, now))
-    return exists(query.offset(n - 1) if n > 1 else query)
-
-
-def threshold_sql(spec: Mapping[str, Any], op: str, value: int,
-                  now: dt.datetime) -> ColumnElement[bool]:
-    """``count op value`` as EXISTS / NOT EXISTS of the deciding row, never a full count."""
-    if op in ("gte", "gt"):
-        return _at_least(spec, value + (op == "gt"), now)
-    if op in ("lte", "lt"):
-        return not_(_at_least(spec, value + (op == "lte"), now))
-    exactly = and_(_at_least(spec, value, now), not_(_at_least(spec, value + 1, now)))
-    return exactly if op == "eq" else not_(exactly)
-
-
-#: PostgreSQL: the string_list fields kept in JSONB, and the document ``@>`` looks for.
-JSONB_CONTAINS: dict[str, tuple[Any, Callable[[str], Any]]] = {
-    "customer.countries": (Customer.addresses, lambda value: [{"country": value}]),
-    "customer.roles": (Customer.roles, lambda value: [value]),
-}
-
-
 #: SQLite: the string_list fields kept in JSON arrays, and the text compared in each item.
 JSON_EACH_ITEM: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "customer.countries": (Customer.addresses,
@@ -456,30 +394,12 @@ JSON_EACH_ITEM: dict[str, tuple[Any, Callable[[Any], Any]]] = {
 
 
 class ProposedCriteria(Criteria):
-    """:class:`Criteria` compiled the way proposed for ``crmkit/criteria.py``.
+    """:class:`Criteria` with the one suggestion not yet in ``crmkit/criteria.py``.
 
-    ``dialect`` stands for the dispatch the kernel would do with ``@compiles``, as it
-    already does for its JSON tests:
-
-    * SQLite (and any other backend): each interaction count becomes
-      :func:`threshold_sql` — ``count >= 1`` is ``EXISTS``, ``count <= 1`` is
-      ``NOT EXISTS (... OFFSET 1)`` — instead of a correlated ``count(interaction.id)``
-      that reads every matching interaction of every candidate customer.
-    * PostgreSQL, when the criteria counts interactions: ``customer.id IN (SELECT
-      customer.id FROM customer [LEFT] JOIN interaction ON interaction.customer_id =
-      customer.id WHERE <the top-level conditions that count nothing> GROUP BY
-      customer.id HAVING <the others, each count a count(interaction.id) FILTER (WHERE
-      ...)>)``: one pass over ``interaction``, as the hand-written query does. The join is
-      inner when a top-level count excludes zero, otherwise a left join (a customer with no
-      interactions then counts 0). PostgreSQL pushes an outer ``customer.id = X`` (a rule
-      or a workflow guard checking one customer) into the subquery, so single-customer
-      checks stay index lookups.
-    * PostgreSQL, ``contains`` on ``customer.countries`` / ``customer.roles``: ``addresses
-      @> CAST(:doc AS JSONB)`` with the JSON document bound as a parameter, instead of
-      ``jsonb_build_array(jsonb_build_object(...))``: those are STABLE functions, never
-      folded into a constant, so they were rebuilt for every row scanned.
-    * SQLite, ``any`` of ``contains`` on one of those fields (LV or LT): one ``json_each``
-      pass with ``IN (...)`` instead of one pass per value.
+    The kernel already compiles counts as EXISTS of the deciding row and, on PostgreSQL,
+    one grouped join with bound JSONB documents (suggestions 1-3 of the README). What is
+    left: on SQLite, an ``any`` of ``contains`` on one JSON list field (LV or LT) as one
+    ``json_each`` pass with ``IN (...)`` instead of one pass per value.
     """
 
     def __init__(self, document: Mapping[str, Any], criteria: Criteria, dialect: Dialect
@@ -487,20 +407,11 @@ class ProposedCriteria(Criteria):
         super().__init__(document, criteria.registry)
         self.dialect_name = dialect.name
 
-    def to_sql(self, now: dt.datetime | None = None) -> ColumnElement[bool]:
-        now = now or utcnow()
-        if self.dialect_name == "postgresql" and _has_interactions(self.document):
-            return self._aggregate_sql(now)
-        return self._sql(self.document, now)
-
     def _sql(self, node: Mapping[str, Any], now: dt.datetime) -> ColumnElement[bool]:
-        if "interactions" in node:
-            return threshold_sql(node["interactions"], node["op"], node["value"], now)
         merged = self._contains_any(node)
         return merged if merged is not None else super()._sql(node, now)
 
     def _contains_any(self, node: Mapping[str, Any]) -> ColumnElement[bool] | None:
-        """``any`` of ``contains`` on one JSON list field, on SQLite: one json_each pass."""
         children = node.get("any") or []
         names = {child.get("field") for child in children}
         if (self.dialect_name != "sqlite" or len(children) < 2 or len(names) != 1
@@ -513,45 +424,6 @@ class ProposedCriteria(Criteria):
         each = func.json_each(column).table_valued("value")
         return exists().select_from(each).where(
             item(each.c.value).in_([child["value"] for child in children]))
-
-    def _compare_sql(self, node: Mapping[str, Any], now: dt.datetime) -> ColumnElement[bool]:
-        document = JSONB_CONTAINS.get(node["field"]) if node["op"] == "contains" else None
-        if self.dialect_name == "postgresql" and document is not None:
-            column, wrap = document
-            return type_coerce(column, postgresql.JSONB).contains(wrap(node["value"]))
-        return super()._compare_sql(node, now)
-
-    def _aggregate_sql(self, now: dt.datetime) -> ColumnElement[bool]:
-        c, i = CUSTOMERS.c, INTERACTIONS.c
-        top = list(self.document["all"]) if "all" in self.document else [self.document]
-        plain = [node for node in top if not _has_interactions(node)]
-        counted = [node for node in top if _has_interactions(node)]
-        inner = any("interactions" in node and not _COUNT_OPS[node["op"]](0, node["value"])
-                    for node in counted)
-        joined = (CUSTOMERS.join if inner else CUSTOMERS.outerjoin)(
-            INTERACTIONS, i.customer_id == c.id)
-        query = (select(c.id).select_from(joined)
-                 .where(*(self._sql(node, now) for node in plain))
-                 .group_by(c.id)
-                 .having(*(self._having(node, now) for node in counted))
-                 .correlate(None))
-        return Customer.id.in_(query)
-
-    def _having(self, node: Mapping[str, Any], now: dt.datetime) -> ColumnElement[bool]:
-        if "all" in node:
-            return and_(true(), *(self._having(child, now) for child in node["all"]))
-        if "any" in node:
-            return or_(false(), *(self._having(child, now) for child in node["any"]))
-        if "not" in node:
-            return not_(self._having(node["not"], now))
-        if "interactions" in node:
-            conditions = _matching(node["interactions"], now)
-            count: Any = func.count(INTERACTIONS.c.id)
-            if conditions:
-                count = count.filter(*conditions)
-            compared: ColumnElement[bool] = _COUNT_OPS[node["op"]](count, node["value"])
-            return compared
-        return self._sql(node, now)
 
 
 # -- the candidates -------------------------------------------------------------------------
@@ -713,10 +585,8 @@ REFERENCE_FORMS = {
     "sqlite": "EXISTS / NOT EXISTS (... OFFSET 1) / NOT EXISTS, one json_each pass",
 }
 PROPOSED_FORMS = {
-    "postgresql": "customer.id IN (customer JOIN interaction GROUP BY customer.id HAVING "
-                  "count() FILTER ...), JSONB @> a bound document",
-    "sqlite": "EXISTS for count >= 1, NOT EXISTS (... OFFSET 1) for count <= 1, one "
-              "json_each pass for LV or LT",
+    "postgresql": "the kernel's own SQL (no suggestion left for PostgreSQL)",
+    "sqlite": "the kernel's SQL with one json_each pass for LV or LT",
 }
 
 
