@@ -8,25 +8,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
+from workflow_samples import ONBOARDING
 
 from crmkit.models import WorkflowTimer
 from crmkit.testing.cli import CrmkitCli
 
-ONBOARDING: dict[str, Any] = {
-    "description": "From a new prospect to an active customer",
-    "subject": "customer",
-    "initial": "new",
-    "states": ["new", "contacted", "qualified", "active", "lost"],
-    "final": ["active", "lost"],
-    "transitions": [
-        {"name": "contact", "from": "new", "to": "contacted"},
-        {"name": "qualify", "from": "contacted", "to": "qualified",
-         "guard": {"field": "customer.email", "op": "exists"}},
-        {"name": "go_cold", "from": ["new", "contacted"], "to": "lost",
-         "timer": {"after": "P30D"}},
-        {"name": "win", "from": "qualified", "to": "active"},
-    ],
-}
 RULES = [
     {"name": "onboard-prospects", "on": "customer.created",
      "where": {"field": "customer.status", "op": "eq", "value": "prospect"},

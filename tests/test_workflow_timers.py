@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from workflow_samples import ONBOARDING
 
 from crmkit import Crm, Rejected, hookimpl
 from crmkit.errors import Conflict, ValidationError
@@ -22,20 +23,6 @@ from crmkit.workflow import TimerResult, WorkflowDefinition, fire_due_timers
 
 DAY = dt.timedelta(days=1)
 HOUR = dt.timedelta(hours=1)
-
-ONBOARDING: dict[str, Any] = {
-    "initial": "new",
-    "states": ["new", "contacted", "qualified", "active", "lost"],
-    "final": ["active", "lost"],
-    "transitions": [
-        {"name": "contact", "from": "new", "to": "contacted"},
-        {"name": "qualify", "from": "contacted", "to": "qualified",
-         "guard": {"field": "customer.email", "op": "exists"}},
-        {"name": "go_cold", "from": ["new", "contacted"], "to": "lost",
-         "timer": {"after": "P30D"}},
-        {"name": "win", "from": "qualified", "to": "active"},
-    ],
-}
 
 #: SLA escalation: "a claim not triaged in 48 hours escalates"; a triaged claim expires at
 #: the deadline a plugin stored in its data; an escalated one is auto-approved after a day

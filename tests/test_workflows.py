@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from workflow_samples import ONBOARDING
 
 from crmkit import Crm, hookimpl
 from crmkit.criteria import CriteriaField, FieldRegistry, kernel_fields
@@ -39,23 +40,6 @@ from crmkit.testing import backend_name, make_config
 from crmkit.workflow import WorkflowDefinition, parse_definition
 
 # -- definitions used throughout ----------------------------------------------------------
-
-#: The integrator guide's example (docs/workflows.md), as config.
-ONBOARDING: dict[str, Any] = {
-    "description": "From a new prospect to an active customer",
-    "subject": "customer",
-    "initial": "new",
-    "states": ["new", "contacted", "qualified", "active", "lost"],
-    "final": ["active", "lost"],
-    "transitions": [
-        {"name": "contact", "from": "new", "to": "contacted"},
-        {"name": "qualify", "from": "contacted", "to": "qualified",
-         "guard": {"field": "customer.email", "op": "exists"}},
-        {"name": "go_cold", "from": ["new", "contacted"], "to": "lost",
-         "timer": {"after": "P30D"}},
-        {"name": "win", "from": "qualified", "to": "active"},
-    ],
-}
 
 #: A plugin's sales pipeline (registered through register_workflows).
 SALES: dict[str, Any] = {
